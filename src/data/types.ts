@@ -25,3 +25,10 @@ export function disposeBatch(batch: Batch): void {
   tf.dispose(batch.inputs);
   if (batch.labels) batch.labels.dispose();
 }
+
+/** What a model expects at one input: batch axis first, `null` where any size goes. */
+export interface InputSpec {
+  name: string;
+  shape: (number | null)[];
+  dtype: "float32" | "int32";
+}
