@@ -1,0 +1,28 @@
+import * as tf from "@tensorflow/tfjs";
+import { registerLayer, registerOp } from "../registry";
+import { activationName, applyActivation } from "./activation";
+import { channelsLast, padding, requireWeight, single } from "./config";
+
+/** Conv1D on [batch, steps, channels]: params kernel [k, in, out] and optional bias. */
+registerOp({
+  op: "conv1d",
+  run: (node, [x], p) => {
+    const a = node.attrs as { stride: number; padding: "same" | "valid"; dilation: number; activation: string };
+    let y: tf.Tensor = tf.conv1d(x as tf.Tensor3D, p.kernel as tf.Tensor3D, a.stride, a.padding, "NWC", a.dilation);
+    if (p.bias) y = tf.add(y, p.bias);
+    return applyActivation(y, { fn: a.activation });
+  },
+});
+
+registerLayer({
+  classNames: ["Conv1D"],
+  lower: (call) => {
+    channelsLast(call);
+    requireWeight(call, "kernel");
+    return {
+      op: "conv1d",
+      attrs: { stride: single(call, "strides", 1), padding: padding(call), dilation: single(call, "dilationRate", 1), activation: activationName(call) },
+      params: call.weights,
+    };
+  },
+});

@@ -1,0 +1,29 @@
+import * as tf from "@tensorflow/tfjs";
+import { registerLayer, registerOp } from "../registry";
+import { activationName, applyActivation, fusedActivation } from "./activation";
+import { requireWeight } from "./config";
+
+/**
+ * Dense: params kernel [in, out] and optional bias [out]. Inputs of rank > 2
+ * ([batch, tokens, in]) are folded to 2-D for the matmul and unfolded after.
+ */
+registerOp({
+  op: "dense",
+  run: (node, [x], p) => {
+    const a = node.attrs as { activation: string };
+    const units = p.kernel.shape[1] as number;
+    const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, x.shape[x.rank - 1]]) as tf.Tensor2D;
+    const fused = fusedActivation(a.activation);
+    let y: tf.Tensor = tf.fused.matMul({ a: x2, b: p.kernel as tf.Tensor2D, bias: p.bias, activation: fused ?? "linear" });
+    if (x.rank !== 2) y = tf.reshape(y, [...x.shape.slice(0, -1), units]);
+    return fused ? y : applyActivation(y, { fn: a.activation });
+  },
+});
+
+registerLayer({
+  classNames: ["Dense"],
+  lower: (call) => {
+    requireWeight(call, "kernel");
+    return { op: "dense", attrs: { activation: activationName(call) }, params: call.weights };
+  },
+});
