@@ -9,6 +9,7 @@ import { verifyAgainstModel } from "../src/graph/verify";
 import { forward } from "../src/runner/forward";
 import { supportedLayerClasses } from "../src/graph/registry";
 import { buildZooModel, esrganSlim, nsfwjsMobileNetV2 } from "./fixtures/models";
+import { saveModel } from "./fixtures/save-model";
 import { assertNoLeak, randomizeWeights, setupBackend } from "./helpers";
 
 describe("model graph", () => {
@@ -129,21 +130,6 @@ describe("model graph", () => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-graph-"));
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-    async function saveModel(model: tf.LayersModel, folder: string): Promise<string> {
-      fs.mkdirSync(folder, { recursive: true });
-      await model.save(
-        tf.io.withSaveHandler(async (artifacts) => {
-          fs.writeFileSync(path.join(folder, "weights.bin"), Buffer.from(artifacts.weightData as ArrayBuffer));
-          fs.writeFileSync(
-            path.join(folder, "model.json"),
-            JSON.stringify({ format: "layers-model", modelTopology: artifacts.modelTopology, weightsManifest: [{ paths: ["weights.bin"], weights: artifacts.weightSpecs }] }),
-          );
-          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
-        }),
-      );
-      return path.join(folder, "model.json");
-    }
 
     it("missing model.json", async () => {
       await assert.rejects(loadGraph(path.join(dir, "nope", "model.json")), /model file not found: .*nope/);

@@ -33,3 +33,18 @@ export function randomizeWeights(model: tf.LayersModel, seed = 1): void {
     }
   }
 }
+
+/** A dataset over a tensor the test owns (batches are slices, disposed by the consumer). */
+export function sliceDataset(x: tf.Tensor, batchSize: number, labels?: tf.Tensor): import("../src/data/types").Dataset {
+  const n = x.shape[0];
+  return {
+    name: `test tensor [${x.shape.join(", ")}]`,
+    size: n,
+    async *batches() {
+      for (let s = 0; s < n; s += batchSize) {
+        const e = Math.min(n, s + batchSize);
+        yield { inputs: [x.slice(s, e - s)], labels: labels?.slice(s, e - s) };
+      }
+    },
+  };
+}

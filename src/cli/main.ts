@@ -1,9 +1,12 @@
 import { info, INFO_USAGE } from "./info";
 
+
 const USAGE = `qdebug: debug quantized TensorFlow.js models
 
 commands:
 ${INFO_USAGE}
+
+
 
 The backend can also be forced with QDEBUG_BACKEND=wasm|cpu|tensorflow.`;
 

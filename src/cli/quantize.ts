@@ -1,0 +1,94 @@
+import * as fs from "fs";
+import * as path from "path";
+import { useBackend } from "../backend";
+import { toDataset } from "../data/dataset";
+import { takeExamples } from "../data/take";
+import { compareWithFp32 } from "../eval/side-by-side";
+import { loadGraph } from "../graph/load-model";
+import { terminalProgress } from "../progress";
+import { writeEncodings } from "../quant/aimet-encodings";
+import { QuantSim } from "../quant/quantsim";
+import { fp32SanityCheck } from "../quant/sanity-check";
+import { QuantSimConfig, RangeMethod, readConfigFile } from "../quant/settings";
+import { numberFlag, parseArgs, ParsedArgs } from "./args";
+import { textTable } from "./table";
+
+export const QUANTIZE_USAGE = `qdebug quantize <model.json> --data <data> --out <dir> [options]
+  Calibrates a quantization simulation, writes <dir>/encodings.json (AIMET format),
+  and prints the FP32 sanity check and the quantized model's metric next to FP32's.
+  --data        mnist | mnist-full | a folder of images | a .npy file or folder
+  --labels      labels (.npy) when the data has none
+  --w-bits N    weight bit-width (default 8)      --a-bits N   activation bit-width (default 8)
+  --per-channel per-channel weight quantization
+  --scheme      activation range method: minmax | percentile | sqnr | mse (default minmax)
+  --percentile  for --scheme percentile (default 99.99)
+  --config      a JSON QuantSimConfig (weights, activations, biases, overrides by name or glob)
+  --calib N     calibrate on the first N examples (default 500); evaluation uses all
+  --batch-size N (default 32)   --backend wasm|cpu|tensorflow`;
+
+/** Quantization options shared by the quantize and analyze commands. */
+export const QUANT_FLAGS = { boolean: ["per-channel"], value: ["data", "labels", "w-bits", "a-bits", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out"] };
+
+export function configFromArgs(args: ParsedArgs): QuantSimConfig {
+  const base: QuantSimConfig = args.flags.has("config") ? readConfigFile(String(args.flags.get("config"))) : {};
+  const weights = { ...base.weights };
+  const activations = { ...base.activations };
+  if (args.flags.has("w-bits")) weights.bitwidth = numberFlag(args, "w-bits", 8);
+  if (args.flags.has("a-bits")) activations.bitwidth = numberFlag(args, "a-bits", 8);
+  if (args.flags.has("per-channel")) weights.perChannel = true;
+  // Checked with the other settings when the simulation is created.
+  if (args.flags.has("scheme")) activations.rangeMethod = String(args.flags.get("scheme")) as RangeMethod;
+  if (args.flags.has("percentile")) activations.percentile = numberFlag(args, "percentile", 99.99);
+  return { ...base, weights, activations };
+}
+
+const pct = (v: number | null) => (v === null ? "-" : `${(100 * v).toFixed(2)} %`);
+
+export async function quantize(argv: readonly string[], out: (s: string) => void): Promise<number> {
+  const args = parseArgs(argv, QUANT_FLAGS);
+  if (args.positionals.length !== 1) throw new Error(`quantize needs one model path\n${QUANTIZE_USAGE}`);
+  for (const required of ["data", "out"]) if (!args.flags.has(required)) throw new Error(`quantize needs --${required}\n${QUANTIZE_USAGE}`);
+  const backend = await useBackend(args.flags.get("backend") as string | undefined);
+  const outDir = String(args.flags.get("out"));
+  const config = configFromArgs(args);
+  const graph = await loadGraph(args.positionals[0]);
+  const progress = terminalProgress();
+  let sim: QuantSim | undefined;
+  try {
+    const data = toDataset(String(args.flags.get("data")), {
+      batchSize: numberFlag(args, "batch-size", 32),
+      labels: args.flags.get("labels") as string | undefined,
+      inputSpecs: graph.inputSpecs,
+    });
+    const calibration = takeExamples(data, numberFlag(args, "calib", 500));
+    out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}`);
+    sim = await QuantSim.create(graph, config).calibrate(calibration, { onProgress: progress });
+    out(`calibrated ${sim.sites.length} quantizers on ${calibration.name}`);
+
+    const sanity = await fp32SanityCheck(sim, calibration, { onProgress: progress });
+    out("");
+    out("FP32 sanity check");
+    out(textTable(["variant", "max abs error", "max rel error", "top-1 agreement", "pass"], sanity.checks.map((c) => [c.variant, c.maxAbsError.toExponential(2), c.maxRelError.toExponential(2), pct(c.top1Agreement), c.pass ? "yes" : "NO"])));
+    out(sanity.diagnosis);
+
+    const quantized = sim;
+    const result = await compareWithFp32(graph, data, { quantized: (x) => quantized.forward(x) }, { onProgress: progress, task: "evaluation" });
+    const q = result.variants.quantized;
+    out("");
+    out(`Quantized vs FP32 on ${data.name} (${result.examples} examples)`);
+    out(textTable(["model", "top-1 accuracy", "top-1 agreement with FP32", "output SQNR (dB)"], [
+      ["FP32", pct(result.referenceAccuracy), "100.00 %", "-"],
+      [`W${config.weights?.bitwidth ?? 8}A${config.activations?.bitwidth ?? 8}`, pct(q.accuracy), pct(q.top1Agreement), q.sqnrDb === null ? "exact" : q.sqnrDb.toFixed(1)],
+    ]));
+
+    fs.mkdirSync(outDir, { recursive: true });
+    writeEncodings(sim, path.join(outDir, "encodings.json"));
+    fs.writeFileSync(path.join(outDir, "quantize.json"), `${JSON.stringify({ model: args.positionals[0], backend: backend.name, config, sanity, evaluation: result, quantizers: sim.quantizers() }, null, 2)}\n`);
+    out("");
+    out(`wrote ${path.join(outDir, "encodings.json")} and ${path.join(outDir, "quantize.json")}`);
+    return sanity.pass ? 0 : 2;
+  } finally {
+    sim?.dispose();
+    graph.dispose();
+  }
+}
