@@ -1,5 +1,7 @@
 import { useBackend } from "../src/backend";
+import { benchFakeQuant } from "./fake-quant";
 import { benchGraphForward } from "./graph-forward";
+import { benchQuantSimForward } from "./quantsim-forward";
 
 /**
  * `npm run bench`: the figures the issues ask for, as ratios measured in the
@@ -9,7 +11,11 @@ async function main(): Promise<void> {
   const backend = await useBackend(process.env.QDEBUG_BACKEND ?? "wasm");
   console.log(`backend: ${backend.name} (${backend.package})`);
   const g = await benchGraphForward(8);
-  console.log(`graph forward vs model.predict, ${g.model}, batch ${g.batch}: ${g.graphMs.toFixed(1)} ms vs ${g.predictMs.toFixed(1)} ms -> ratio ${g.ratio.toFixed(3)} (goal <= 1.05)`);
+  console.log(`graph forward / model.predict, ${g.model}, batch ${g.batch}: ${g.graphMs.toFixed(1)} ms / ${g.predictMs.toFixed(1)} ms = ${g.ratio.toFixed(3)} (goal <= 1.05)`);
+  const f = await benchFakeQuant();
+  console.log(`fake quant on [${f.shape.join("x")}]: fused kernel ${f.fusedMs.toFixed(1)} ms vs composed tfjs ops ${f.composedMs.toFixed(1)} ms = ${f.speedup.toFixed(2)}x faster (goal >= 2.5), identical results: ${f.identical}`);
+  const q = await benchQuantSimForward(8);
+  console.log(`QuantSim W8A8 forward / FP32 graph forward, ${q.model}, batch ${q.batch}, ${q.quantizers} quantizers: ${q.simMs.toFixed(1)} ms / ${q.fp32Ms.toFixed(1)} ms = ${q.ratio.toFixed(3)} (goal <= 1.25)`);
 }
 
 main().catch((err) => {

@@ -1,0 +1,133 @@
+/**
+ * Encodings, with AIMET's conventions so exported encodings can go to tools that
+ * consume AIMET's files:
+ * - the range always includes 0 and is at least 0.01 wide (max is widened);
+ * - numSteps = 2^bw - 1;
+ * - asymmetric: delta = (max - min) / numSteps, offset = -round(-min / delta)
+ *   clamped to [-numSteps, 0]; min and max are then moved onto the grid, so 0 is
+ *   exactly representable;
+ * - symmetric: delta = absmax / floor(numSteps / 2), offset = -ceil(numSteps / 2)
+ *   (8 bits: grid [-128 delta, 127 delta]);
+ * - strict symmetric: one step fewer, grid [-127 delta, 127 delta];
+ * - unsigned symmetric (non-negative tensors): offset 0, delta = max / numSteps;
+ *   a tensor with negative values falls back to signed symmetric, as in AIMET.
+ * Quantize-dequantize: delta * (clamp(round(x / delta) - offset, 0, numSteps) + offset),
+ * with round half to even (like tf.round and AIMET's torch v2 code; AIMET's C++
+ * rounds halves away from zero). Encodings are computed in float64; the
+ * kernels divide by multiplying with the float32 reciprocal of the scale.
+ */
+export type QuantScheme = "asymmetric" | "symmetric" | "strict-symmetric" | "unsigned-symmetric";
+
+export interface Encoding {
+  readonly bitwidth: number;
+  readonly scheme: QuantScheme;
+  readonly min: number;
+  readonly max: number;
+  /** The step, delta. */
+  readonly scale: number;
+  /** Integer; the grid is (q + offset) * scale for q in 0..numSteps. */
+  readonly offset: number;
+  /** Largest integer code (2^bw - 1, or 2^bw - 2 for strict symmetric). */
+  readonly numSteps: number;
+}
+
+/** AIMET's JSON entry for one tensor (or one channel). */
+export interface AimetEncoding {
+  bitwidth: number;
+  dtype: "int";
+  is_symmetric: "True" | "False";
+  min: number;
+  max: number;
+  offset: number;
+  scale: number;
+}
+
+export function validateBitwidth(bw: unknown): number {
+  if (typeof bw !== "number" || !Number.isInteger(bw) || bw < 2 || bw > 32) {
+    throw new Error(`invalid bitwidth: ${typeof bw === "number" ? bw : JSON.stringify(bw)} (expected an integer from 2 to 32)`);
+  }
+  return bw;
+}
+
+const MIN_RANGE = 0.01;
+
+/** The encoding for a tensor whose values span [min, max]: a pure function of these statistics. */
+export function computeEncoding(min: number, max: number, bitwidth: number, scheme: QuantScheme): Encoding {
+  validateBitwidth(bitwidth);
+  if (!Number.isFinite(min) || !Number.isFinite(max)) throw new Error(`cannot compute an encoding from min ${min}, max ${max}: both must be finite`);
+  if (min > max) throw new Error(`cannot compute an encoding from min ${min} > max ${max}`);
+  let lo = Math.min(min, 0);
+  let hi = Math.max(max, 0);
+  const levels = 2 ** bitwidth - 1;
+  const signedScheme = scheme === "unsigned-symmetric" && lo < 0 ? "symmetric" : scheme;
+  if (signedScheme === "asymmetric") {
+    if (hi - lo < MIN_RANGE) hi = lo + MIN_RANGE;
+    const scale = (hi - lo) / levels;
+    const offset = Math.min(0, Math.max(-levels, -Math.round(-lo / scale)));
+    return { bitwidth, scheme, min: offset * scale, max: (levels + offset) * scale, scale, offset, numSteps: levels };
+  }
+  if (signedScheme === "unsigned-symmetric") {
+    hi = Math.max(hi, MIN_RANGE);
+    const scale = hi / levels;
+    return { bitwidth, scheme, min: 0, max: hi, scale, offset: 0, numSteps: levels };
+  }
+  const absmax = Math.max(Math.abs(lo), Math.abs(hi), MIN_RANGE / 2);
+  const half = Math.floor(levels / 2);
+  const scale = absmax / half;
+  if (signedScheme === "strict-symmetric") {
+    return { bitwidth, scheme, min: -half * scale, max: half * scale, scale, offset: -half, numSteps: 2 * half };
+  }
+  const offset = -Math.ceil(levels / 2);
+  return { bitwidth, scheme, min: offset * scale, max: (levels + offset) * scale, scale, offset, numSteps: levels };
+}
+
+/** Round half to even on float64 values. */
+export function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Quantize-dequantize one value, the reference the kernels are tested against.
+ * Like the kernels it multiplies by the float32 reciprocal of the scale and
+ * rounds each product to float32, so results match them bit for bit (x / scale
+ * could differ only at an exact tie, by one step).
+ */
+export function quantizeDequantizeValue(x: number, enc: Encoding): number {
+  const scale = Math.fround(enc.scale);
+  const q = Math.min(enc.numSteps, Math.max(0, roundHalfEven(Math.fround(x * Math.fround(1 / scale))) - enc.offset));
+  return Math.fround(Math.fround(q + enc.offset) * scale);
+}
+
+export function encodingToAimet(enc: Encoding): AimetEncoding {
+  return {
+    bitwidth: enc.bitwidth,
+    dtype: "int",
+    is_symmetric: enc.scheme === "asymmetric" ? "False" : "True",
+    min: enc.min,
+    max: enc.max,
+    offset: enc.offset,
+    scale: enc.scale,
+  };
+}
+
+/** Reads an AIMET entry back; the scheme follows from is_symmetric and the offset. */
+export function encodingFromAimet(entry: AimetEncoding): Encoding {
+  const bitwidth = validateBitwidth(entry.bitwidth);
+  for (const k of ["min", "max", "scale", "offset"] as const) {
+    if (typeof entry[k] !== "number" || !Number.isFinite(entry[k])) throw new Error(`invalid AIMET encoding: ${k} must be a finite number, got ${JSON.stringify(entry[k])}`);
+  }
+  if (!(entry.scale > 0)) throw new Error(`invalid AIMET encoding: scale must be positive, got ${entry.scale}`);
+  const levels = 2 ** bitwidth - 1;
+  const symmetric = entry.is_symmetric === "True" || (entry.is_symmetric as unknown) === true;
+  let scheme: QuantScheme = "asymmetric";
+  let numSteps = levels;
+  if (symmetric) {
+    if (entry.offset === 0) scheme = "unsigned-symmetric";
+    else if (entry.offset === -Math.floor(levels / 2)) {
+      scheme = "strict-symmetric";
+      numSteps = 2 * Math.floor(levels / 2);
+    } else scheme = "symmetric";
+  }
+  return { bitwidth, scheme, min: entry.min, max: entry.max, scale: entry.scale, offset: entry.offset, numSteps };
+}

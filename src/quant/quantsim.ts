@@ -1,0 +1,274 @@
+import * as tf from "@tensorflow/tfjs";
+import { Dataset } from "../data/types";
+import { Graph } from "../graph/graph";
+import { Params } from "../graph/types";
+import { ProgressFn } from "../progress";
+import { forward, ForwardOptions, GraphInputs, NodeHook } from "../runner/forward";
+import { runDataset, RunDatasetOptions, RunSummary } from "../runner/run-dataset";
+import { computeEncoding, Encoding } from "./encoding";
+import { fakeQuant } from "./fake-quant";
+import { placeQuantizers, QuantizerKind, QuantizerSite } from "./placement";
+import { rangeFromStats, weightRange } from "./range-setting";
+import {
+  compileOverrides,
+  DEFAULT_ACTIVATIONS,
+  DEFAULT_BIASES,
+  DEFAULT_WEIGHTS,
+  normalizePatch,
+  QuantizerSettings,
+  QuantSimConfig,
+  SettingsPatch,
+} from "./settings";
+import { TensorStats } from "./stats";
+
+/** One row of `QuantSim.quantizers()`: what a table or a view shows. */
+export interface QuantizerInfo extends QuantizerSettings {
+  name: string;
+  node: string;
+  kind: QuantizerKind;
+  param?: string;
+  /** Per tensor: the encoding; per channel: one per channel; null before calibration or when bypassed. */
+  encoding: Encoding | Encoding[] | null;
+}
+
+/** Encodings fixed from outside (an imported AIMET file), by quantizer name. */
+export type FixedEncodings = ReadonlyMap<string, Encoding | Encoding[]>;
+
+/**
+ * A quantization simulation over a graph: "fake" quantizers on weights (and
+ * optionally biases) and on activations, placed as runtimes fuse ops.
+ *
+ * A QuantSim is a value: settings are fixed at creation, and `with()` or
+ * `calibrate()` return a new simulation. Encodings are pure functions of the
+ * statistics (collected once by `calibrate`, shared by every derived sim) and
+ * of each quantizer's settings, so changing a bit-width or range method needs
+ * no new pass over the data. Quantized weights are computed on first use and
+ * freed by `dispose()`.
+ */
+export class QuantSim {
+  readonly graph: Graph;
+  readonly config: QuantSimConfig;
+  readonly sites: readonly QuantizerSite[];
+  private readonly settings: ReadonlyMap<string, QuantizerSettings>;
+  private readonly stats: ReadonlyMap<string, TensorStats> | undefined;
+  private readonly fixed: FixedEncodings;
+  private readonly encodings = new Map<string, Encoding | Encoding[] | null>();
+  private quantizedParams: Map<string, Params> | undefined;
+  private ownedParams: tf.Tensor[] = [];
+
+  private constructor(graph: Graph, config: QuantSimConfig, stats: ReadonlyMap<string, TensorStats> | undefined, fixed: FixedEncodings) {
+    this.graph = graph;
+    this.config = config;
+    this.stats = stats;
+    this.fixed = fixed;
+    this.sites = placeQuantizers(graph, { biases: config.biases !== undefined && config.biases !== false });
+    this.settings = resolveSettings(this.sites, config);
+  }
+
+  /** A simulation of `graph` with AIMET-like defaults, then `config`. Not calibrated yet. */
+  static create(graph: Graph, config: QuantSimConfig = {}): QuantSim {
+    return new QuantSim(graph, config, undefined, new Map());
+  }
+
+  get calibrated(): boolean {
+    return this.stats !== undefined;
+  }
+
+  /** A new simulation with more overrides (by quantizer name, node name or glob), sharing statistics. */
+  with(overrides: Record<string, SettingsPatch>): QuantSim {
+    const config: QuantSimConfig = { ...this.config, overrides: { ...this.config.overrides, ...overrides } };
+    return new QuantSim(this.graph, config, this.stats, this.fixed);
+  }
+
+  /** A new simulation whose listed quantizers use the given encodings (e.g. read from an AIMET file). */
+  withEncodings(encodings: FixedEncodings): QuantSim {
+    for (const name of encodings.keys()) this.site(name);
+    return new QuantSim(this.graph, this.config, this.stats, new Map([...this.fixed, ...encodings]));
+  }
+
+  /**
+   * Calibration: one pass over `data` with weights quantized and activations in
+   * float, collecting per-activation statistics (min, max, histogram) in bounded
+   * memory. Returns the calibrated simulation.
+   */
+  async calibrate(data: Dataset, options: { onProgress?: ProgressFn } = {}): Promise<QuantSim> {
+    const activationSites = new Map(this.sites.filter((s) => s.kind === "activation").map((s) => [s.node, s.name]));
+    const stats = new Map<string, TensorStats>([...activationSites.values()].map((name) => [name, new TensorStats()]));
+    const hadParams = this.quantizedParams !== undefined;
+    const params = this.paramsOverride();
+    const hook: NodeHook = (node, out) => {
+      const name = activationSites.get(node.name);
+      if (!name) return;
+      try {
+        stats.get(name)!.update(out);
+      } catch (err) {
+        throw new Error(`calibration: quantizer "${name}": ${(err as Error).message}`);
+      }
+    };
+    try {
+      await runDataset(this.graph, data, { params, hook, onProgress: options.onProgress, task: "calibration" });
+    } finally {
+      // The quantized weights were made for this pass only: free them unless they were here before.
+      if (!hadParams) this.dispose();
+    }
+    return new QuantSim(this.graph, this.config, stats, this.fixed);
+  }
+
+  /** The statistics calibration collected for an activation quantizer. */
+  statsOf(name: string): TensorStats | undefined {
+    return this.stats?.get(name);
+  }
+
+  settingsOf(name: string): QuantizerSettings {
+    this.site(name);
+    return this.settings.get(name)!;
+  }
+
+  /** The quantizer's encoding under its current settings; null when it is bypassed. */
+  encodingOf(name: string): Encoding | Encoding[] | null {
+    if (!this.encodings.has(name)) this.encodings.set(name, this.computeEncodingOf(this.site(name)));
+    return this.encodings.get(name)!;
+  }
+
+  quantizers(): QuantizerInfo[] {
+    return this.sites.map((s) => ({ ...s, ...this.settings.get(s.name)!, encoding: this.encodingOf(s.name) }));
+  }
+
+  /** Runs one batch through the simulation; the caller owns the returned tensors. */
+  forward(inputs: GraphInputs, options: Omit<ForwardOptions, "params"> = {}): tf.Tensor[] {
+    const quantize = this.activationHook();
+    const user = options.hook;
+    const hook: NodeHook = user ? (node, out) => {
+      const q = quantize(node, out) ?? out;
+      return user(node, q) ?? q;
+    } : quantize;
+    return forward(this.graph, inputs, { ...options, params: this.paramsOverride(), hook });
+  }
+
+  /** Runs the simulation over a dataset, batch by batch (see runDataset). */
+  run(data: Dataset, options: Omit<RunDatasetOptions, "params"> = {}): Promise<RunSummary> {
+    const quantize = this.activationHook();
+    const user = options.hook;
+    const hook: NodeHook = user ? (node, out) => {
+      const q = quantize(node, out) ?? out;
+      return user(node, q) ?? q;
+    } : quantize;
+    return runDataset(this.graph, data, { ...options, params: this.paramsOverride(), hook });
+  }
+
+  /** Frees the quantized weights this simulation made (the graph stays). */
+  dispose(): void {
+    tf.dispose(this.ownedParams);
+    this.ownedParams = [];
+    this.quantizedParams = undefined;
+  }
+
+  private site(name: string): QuantizerSite {
+    const s = this.sites.find((x) => x.name === name);
+    if (!s) throw new Error(`no quantizer named "${name}" (quantizers: ${this.sites.slice(0, 6).map((x) => x.name).join(", ")}${this.sites.length > 6 ? ", ..." : ""})`);
+    return s;
+  }
+
+  private computeEncodingOf(site: QuantizerSite): Encoding | Encoding[] | null {
+    const s = this.settings.get(site.name)!;
+    if (!s.enabled) return null;
+    const fixed = this.fixed.get(site.name);
+    const first = Array.isArray(fixed) ? fixed[0] : fixed;
+    if (fixed && first && first.bitwidth === s.bitwidth && first.scheme === s.scheme) return fixed;
+    if (s.range) return computeEncoding(s.range.min, s.range.max, s.bitwidth, s.scheme);
+    if (site.kind === "activation") {
+      const stats = this.stats?.get(site.name);
+      if (!stats) throw new Error(`quantizer "${site.name}" has no range yet: calibrate the simulation first (sim = await sim.calibrate(data))`);
+      const r = rangeFromStats(stats, s.rangeMethod, { bitwidth: s.bitwidth, scheme: s.scheme, percentile: s.percentile });
+      return computeEncoding(r.min, r.max, s.bitwidth, s.scheme);
+    }
+    const method = s.rangeMethod === "mse" ? "mse" : "minmax";
+    const t = this.paramTensor(site);
+    try {
+      if (s.perChannel) {
+        const ranges = weightRange(t, method, { bitwidth: s.bitwidth, scheme: s.scheme, axis: site.channelAxis }) as { min: number; max: number }[];
+        return ranges.map((r) => computeEncoding(r.min, r.max, s.bitwidth, s.scheme));
+      }
+      const r = weightRange(t, method, { bitwidth: s.bitwidth, scheme: s.scheme }) as { min: number; max: number };
+      return computeEncoding(r.min, r.max, s.bitwidth, s.scheme);
+    } catch (err) {
+      throw new Error(`quantizer "${site.name}": ${(err as Error).message}`);
+    } finally {
+      if (t !== this.graph.node(site.node).params[site.param!]) t.dispose();
+    }
+  }
+
+  /** The parameter, reshaped so that its output channels lie on `channelAxis` (a new tensor when reshaped). */
+  private paramTensor(site: QuantizerSite): tf.Tensor {
+    const t = this.graph.node(site.node).params[site.param!];
+    return site.channelShape ? tf.reshape(t, site.channelShape) : t;
+  }
+
+  /** Quantized weights by node, made once per simulation. */
+  private paramsOverride(): Map<string, Params> {
+    if (this.quantizedParams) return this.quantizedParams;
+    const out = new Map<string, Params>();
+    for (const site of this.sites) {
+      if (site.kind === "activation") continue;
+      const enc = this.encodingOf(site.name);
+      if (!enc) continue;
+      const s = this.settings.get(site.name)!;
+      const node = this.graph.node(site.node);
+      const original = node.params[site.param!];
+      const q = tf.tidy(() => {
+        const y = fakeQuant(this.paramTensor(site), enc, { axis: site.channelAxis, rounding: s.rounding, seed: this.seedFor(site.name) });
+        return site.channelShape ? tf.reshape(y, original.shape) : y;
+      });
+      // Only the quantized tensors are ours; the other entries point at the graph's own.
+      this.ownedParams.push(q);
+      const params = out.get(site.node) ?? { ...node.params };
+      params[site.param!] = q;
+      out.set(site.node, params);
+    }
+    this.quantizedParams = out;
+    return out;
+  }
+
+  /** The hook that fake-quantizes every enabled activation quantizer's node output. */
+  private activationHook(): NodeHook {
+    const byNode = new Map<string, { enc: Encoding; rounding: QuantizerSettings["rounding"]; seed: number }>();
+    for (const site of this.sites) {
+      if (site.kind !== "activation") continue;
+      const enc = this.encodingOf(site.name);
+      if (enc) byNode.set(site.node, { enc: enc as Encoding, rounding: this.settings.get(site.name)!.rounding, seed: this.seedFor(site.name) });
+    }
+    return (node, out) => {
+      const q = byNode.get(node.name);
+      return q ? fakeQuant(out, q.enc, { rounding: q.rounding, seed: q.seed }) : undefined;
+    };
+  }
+
+  private seedFor(name: string): number {
+    let h = this.config.seed ?? 0;
+    for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name.charCodeAt(i)) | 0;
+    return h >>> 0;
+  }
+}
+
+/** Settings per quantizer: defaults by kind, config per kind, then overrides in order. */
+function resolveSettings(sites: readonly QuantizerSite[], config: QuantSimConfig): Map<string, QuantizerSettings> {
+  const base: Record<QuantizerKind, QuantizerSettings> = {
+    weight: { ...DEFAULT_WEIGHTS, ...normalizePatch(config.weights ?? {}, "weights") },
+    activation: { ...DEFAULT_ACTIVATIONS, ...normalizePatch(config.activations ?? {}, "activations") },
+    bias: { ...DEFAULT_BIASES, ...normalizePatch(typeof config.biases === "object" ? config.biases : {}, "biases") },
+  };
+  const overrides = compileOverrides(config.overrides as Record<string, unknown> | undefined);
+  for (const o of overrides) {
+    if (!sites.some((s) => o.matches(s.name) || o.matches(s.node))) {
+      throw new Error(`override "${o.pattern}" matches no quantizer (quantizer names look like ${sites.slice(0, 3).map((s) => `"${s.name}"`).join(", ")})`);
+    }
+  }
+  return new Map(
+    sites.map((s) => {
+      let settings = { ...base[s.kind] };
+      for (const o of overrides) if (o.matches(s.name) || o.matches(s.node)) settings = { ...settings, ...o.patch };
+      if (s.kind === "activation") settings.perChannel = false;
+      return [s.name, settings];
+    }),
+  );
+}

@@ -1,0 +1,153 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { strict as assert } from "assert";
+import * as tf from "@tensorflow/tfjs";
+import { Graph } from "../src/graph/graph";
+import { importLayersModel } from "../src/graph/import-layers";
+import { forward } from "../src/runner/forward";
+import { QuantSim } from "../src/quant/quantsim";
+import { exportEncodings, importEncodings } from "../src/quant/aimet-encodings";
+import { fp32SanityCheck } from "../src/quant/sanity-check";
+import { Encoding } from "../src/quant/encoding";
+import { buildBlockModel } from "./fixtures/small-models";
+import { assertNoLeak, randomizeWeights, setupBackend, sliceDataset } from "./helpers";
+
+describe("quantization simulation", () => {
+  let model: tf.LayersModel;
+  let graph: Graph;
+  let images: tf.Tensor;
+  before(async () => {
+    await setupBackend();
+    model = buildBlockModel();
+    randomizeWeights(model, 11);
+    graph = importLayersModel(model);
+    images = tf.randomUniform([24, 8, 8, 3], 0, 1, "float32", 5);
+  });
+  after(() => {
+    graph.dispose();
+    model.dispose();
+    images.dispose();
+  });
+
+  it("places quantizers as runtimes fuse ops, with readable names", () => {
+    const sim = QuantSim.create(graph);
+    assert.deepEqual(sim.sites.map((s) => s.name), [
+      "image.output",
+      "c1.kernel",
+      "r1.output",
+      "dw.depthwise_kernel",
+      "r2.output",
+      "pw.kernel",
+      "bn3.output",
+      "r3.output",
+      "gap.output",
+      "fc.kernel",
+      "fc.output",
+    ]);
+    const withBias = QuantSim.create(graph, { biases: true });
+    assert.ok(withBias.sites.some((s) => s.name === "c1.bias" && s.kind === "bias"));
+  });
+
+  it("defaults like AIMET and applies overrides by glob and by name, later ones winning", () => {
+    const sim = QuantSim.create(graph, { overrides: { "r*": { bitwidth: 16 }, "r2.output": { enabled: false }, pw: { perChannel: true } } });
+    assert.equal(sim.settingsOf("c1.kernel").scheme, "symmetric");
+    assert.equal(sim.settingsOf("c1.kernel").bitwidth, 8);
+    assert.equal(sim.settingsOf("image.output").scheme, "asymmetric");
+    assert.equal(sim.settingsOf("r1.output").bitwidth, 16);
+    assert.equal(sim.settingsOf("r3.output").bitwidth, 16);
+    assert.equal(sim.settingsOf("r2.output").enabled, false);
+    assert.equal(sim.settingsOf("pw.kernel").perChannel, true);
+  });
+
+  it("rejects bad settings and unknown names with a clear error", () => {
+    assert.throws(() => QuantSim.create(graph, { weights: { bitwidth: 7.5 } }), /weights: invalid bitwidth: 7.5/);
+    assert.throws(() => QuantSim.create(graph, { activations: { bitwidth: 33 } }), /invalid bitwidth: 33/);
+    assert.throws(() => QuantSim.create(graph, { weights: { bitwidth: 1 } }), /invalid bitwidth: 1/);
+    assert.throws(() => QuantSim.create(graph, { overrides: { "no_such_layer.*": { bitwidth: 4 } } }), /override "no_such_layer\.\*" matches no quantizer/);
+    assert.throws(() => QuantSim.create(graph, { activations: { rangeMethod: "best" as never } }), /invalid rangeMethod: "best"/);
+    assert.throws(() => QuantSim.create(graph).encodingOf("r1.output"), /calibrate the simulation first/);
+  });
+
+  it("calibrates, and its 8-bit forward is close to FP32 but not equal; nothing leaks", async () => {
+    await assertNoLeak("calibrate + forward + dispose", async () => {
+      const sim = await QuantSim.create(graph).calibrate(sliceDataset(images, 8));
+      const enc = sim.encodingOf("r1.output") as Encoding;
+      // ReLU6 outputs: the calibrated range starts at 0 and ends at most at 6.
+      assert.equal(enc.min, 0);
+      assert.ok(enc.max > 0 && enc.max <= 6 + 1e-6);
+      const [q] = sim.forward(images);
+      const [f] = forward(graph, images);
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(q, f))).dataSync()[0]);
+      assert.ok(diff > 0, "8-bit quantization changes the outputs");
+      assert.ok(diff < 0.05, `8-bit outputs stay close to FP32 (max diff ${diff})`);
+      tf.dispose([q, f]);
+      sim.dispose();
+    });
+  });
+
+  it("passes the FP32 sanity check: 32-bit within tolerance, bypassed exact", async () => {
+    const sim = await QuantSim.create(graph).calibrate(sliceDataset(images, 8));
+    const result = await assertNoLeak("sanity check", () => fp32SanityCheck(sim, sliceDataset(images, 8)));
+    sim.dispose();
+    assert.equal(result.pass, true, result.diagnosis);
+    const [at32, bypassed] = result.checks;
+    assert.equal(bypassed.maxAbsError, 0);
+    assert.ok(at32.maxRelError < 1e-4 && at32.maxRelError > 0, `32-bit error ${at32.maxRelError}`);
+    assert.equal(at32.top1Agreement, 1);
+  });
+
+  it("the sanity check can fail: a 32-bit simulation calibrated on other data clips", async () => {
+    const sim = await QuantSim.create(graph).calibrate(sliceDataset(images, 8));
+    const big = tf.mul(images, 4);
+    const result = await fp32SanityCheck(sim, sliceDataset(big, 8));
+    sim.dispose();
+    big.dispose();
+    assert.equal(result.pass, false);
+    assert.match(result.diagnosis, /32 bits/);
+  });
+
+  it("exports AIMET encodings and importing them reproduces the simulation exactly", async () => {
+    const sim = await QuantSim.create(graph, { weights: { perChannel: true }, overrides: { "gap.output": { enabled: false } } }).calibrate(sliceDataset(images, 8));
+    const file = exportEncodings(sim);
+    assert.deepEqual(Object.keys(file.activation_encodings).sort(), ["bn3", "fc", "image", "r1", "r2", "r3"]);
+    assert.equal(file.param_encodings["c1/kernel"].length, 4, "per-channel: one entry per output channel");
+    const entry = file.activation_encodings.r1[0];
+    assert.deepEqual(Object.keys(entry).sort(), ["bitwidth", "dtype", "is_symmetric", "max", "min", "offset", "scale"]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-enc-"));
+    const jsonPath = path.join(dir, "encodings.json");
+    fs.writeFileSync(jsonPath, JSON.stringify(file));
+    const fresh = importEncodings(QuantSim.create(graph), jsonPath);
+    const [a] = sim.forward(images);
+    const [b] = fresh.forward(images);
+    assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()));
+    assert.equal(fresh.settingsOf("gap.output").enabled, false);
+    tf.dispose([a, b]);
+    sim.dispose();
+    fresh.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("changing a bit-width reuses calibration statistics", async () => {
+    const sim = await QuantSim.create(graph).calibrate(sliceDataset(images, 8));
+    const low = sim.with({ "**": { bitwidth: 4 } });
+    const e8 = sim.encodingOf("r1.output") as Encoding;
+    const e4 = low.encodingOf("r1.output") as Encoding;
+    assert.equal(e4.bitwidth, 4);
+    assert.ok(Math.abs(e4.scale * 15 - e8.scale * 255) < 1e-6, "same range, coarser grid");
+    sim.dispose();
+    low.dispose();
+  });
+
+  it("calibration errors: an empty dataset, NaN met in an activation", async () => {
+    const empty = { name: "empty", batches: async function* () {} };
+    await assert.rejects(QuantSim.create(graph).calibrate(empty as never), /empty/);
+    const broken = importLayersModel(model);
+    const kernel = broken.node("pw").params.kernel;
+    const nan = tf.fill(kernel.shape, NaN);
+    (broken.node("pw").params as Record<string, tf.Tensor>).kernel = nan;
+    kernel.dispose();
+    await assert.rejects(QuantSim.create(broken, { weights: { enabled: false } }).calibrate(sliceDataset(images, 8)), /quantizer "bn3.output".*NaN/);
+    broken.dispose();
+  });
+});
