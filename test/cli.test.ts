@@ -7,6 +7,7 @@ import { main } from "../src/cli/main";
 import { buildBlockModel } from "./fixtures/small-models";
 import { saveModel } from "./fixtures/save-model";
 import { randomizeWeights, setupBackend } from "./helpers";
+import { writeNpy } from "../src/data/npy";
 
 async function run(argv: string[]): Promise<{ code: number; text: string }> {
   const lines: string[] = [];
@@ -45,6 +46,33 @@ describe("CLI", () => {
     assert.equal(json.nodes.length, 13);
     assert.deepEqual(json.nodes.find((n: { name: string }) => n.name === "dw").params, { depthwise_kernel: [3, 3, 4, 1], bias: [4] });
     assert.ok(json.verify.maxRelDiff <= 1e-5);
+  });
+
+  it("quantize calibrates, prints the sanity check and the metric beside FP32, and writes AIMET encodings", async () => {
+    const x = tf.randomUniform([40, 8, 8, 3], 0, 1, "float32", 8);
+    writeNpy(path.join(dir, "x.npy"), x.dataSync() as Float32Array, x.shape);
+    x.dispose();
+    const out = path.join(dir, "q");
+    const before = tf.memory().numTensors;
+    const { code, text } = await run(["quantize", modelPath, "--data", path.join(dir, "x.npy"), "--out", out, "--calib", "24", "--batch-size", "16", "--per-channel", "--scheme", "mse"]);
+    assert.equal(tf.memory().numTensors, before, "the command frees what it made");
+    assert.equal(code, 0, text);
+    assert.match(text, /FP32 sanity check/);
+    assert.match(text, /32-bit .* yes/);
+    assert.match(text, /bypassed .* 0\.00e\+0 .* yes/);
+    assert.match(text, /W8A8 .* %/);
+    const enc = JSON.parse(fs.readFileSync(path.join(out, "encodings.json"), "utf8"));
+    assert.equal(enc.param_encodings["c1/kernel"].length, 4);
+    assert.ok(enc.activation_encodings.r1[0].scale > 0);
+    const report = JSON.parse(fs.readFileSync(path.join(out, "quantize.json"), "utf8"));
+    assert.equal(report.sanity.pass, true);
+    assert.equal(report.evaluation.examples, 40);
+  });
+
+  it("quantize rejects bad options by name", async () => {
+    await assert.rejects(run(["quantize", modelPath, "--data", "mnist", "--out", dir, "--w-bits", "7.5"]), /invalid bitwidth: 7.5/);
+    await assert.rejects(run(["quantize", modelPath, "--out", dir]), /quantize needs --data/);
+    await assert.rejects(run(["quantize", modelPath, "--data", path.join(dir, "none"), "--out", dir]), /none/);
   });
 
   it("explains what is wrong: missing file, unknown command or option", async () => {

@@ -1,4 +1,5 @@
 import { info, INFO_USAGE } from "./info";
+import { quantize, QUANTIZE_USAGE } from "./quantize";
 
 
 const USAGE = `qdebug: debug quantized TensorFlow.js models
@@ -6,12 +7,14 @@ const USAGE = `qdebug: debug quantized TensorFlow.js models
 commands:
 ${INFO_USAGE}
 
+${QUANTIZE_USAGE}
+
 
 
 The backend can also be forced with QDEBUG_BACKEND=wasm|cpu|tensorflow.`;
 
 type Command = (argv: readonly string[], out: (s: string) => void) => Promise<number>;
-const COMMANDS: Record<string, Command> = { info };
+const COMMANDS: Record<string, Command> = { info, quantize };
 
 /** CLI entry: returns the process exit code; errors propagate to bin/qdebug.js, which prints them. */
 export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {

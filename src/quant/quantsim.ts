@@ -87,15 +87,16 @@ export class QuantSim {
   }
 
   /**
-   * Calibration: one pass over `data` with weights quantized and activations in
-   * float, collecting per-activation statistics (min, max, histogram) in bounded
-   * memory. Returns the calibrated simulation.
+   * Calibration: one pass over `data` with the FP32 model, collecting per-activation
+   * statistics (min, max, histogram) in bounded memory. Returns the calibrated
+   * simulation. Unlike AIMET, which gathers activation ranges with weights already
+   * quantized, the statistics here do not depend on any quantizer's settings, so
+   * every derived simulation (other bit-widths, schemes, range methods) reuses
+   * them, and a 32-bit simulation reproduces FP32.
    */
   async calibrate(data: Dataset, options: { onProgress?: ProgressFn } = {}): Promise<QuantSim> {
     const activationSites = new Map(this.sites.filter((s) => s.kind === "activation").map((s) => [s.node, s.name]));
     const stats = new Map<string, TensorStats>([...activationSites.values()].map((name) => [name, new TensorStats()]));
-    const hadParams = this.quantizedParams !== undefined;
-    const params = this.paramsOverride();
     const hook: NodeHook = (node, out) => {
       const name = activationSites.get(node.name);
       if (!name) return;
@@ -105,12 +106,7 @@ export class QuantSim {
         throw new Error(`calibration: quantizer "${name}": ${(err as Error).message}`);
       }
     };
-    try {
-      await runDataset(this.graph, data, { params, hook, onProgress: options.onProgress, task: "calibration" });
-    } finally {
-      // The quantized weights were made for this pass only: free them unless they were here before.
-      if (!hadParams) this.dispose();
-    }
+    await runDataset(this.graph, data, { hook, onProgress: options.onProgress, task: "calibration" });
     return new QuantSim(this.graph, this.config, stats, this.fixed);
   }
 

@@ -51,8 +51,10 @@ export function rangeFromStats(stats: TensorStats, method: string, options: Rang
   }
 }
 
-function search(observed: Range, options: RangeOptions, cost: (enc: Encoding) => number): Range {
+function search(observedRange: Range, options: RangeOptions, cost: (enc: Encoding) => number): Range {
   const symmetric = options.scheme !== "asymmetric";
+  // Every encoding includes 0, so shrink each side towards 0 from there.
+  const observed = { min: Math.min(observedRange.min, 0), max: Math.max(observedRange.max, 0) };
   let best = observed;
   let bestCost = cost(computeEncoding(observed.min, observed.max, options.bitwidth, options.scheme));
   for (const a of FACTORS) {
