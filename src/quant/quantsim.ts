@@ -56,13 +56,23 @@ export class QuantSim {
   private quantizedParams: Map<string, Params> | undefined;
   private ownedParams: tf.Tensor[] = [];
 
-  private constructor(graph: Graph, config: QuantSimConfig, stats: ReadonlyMap<string, TensorStats> | undefined, fixed: FixedEncodings) {
+  /** Overrides added by `with()`, applied after the config's own, in order. */
+  private readonly layers: readonly Record<string, SettingsPatch>[];
+
+  private constructor(
+    graph: Graph,
+    config: QuantSimConfig,
+    stats: ReadonlyMap<string, TensorStats> | undefined,
+    fixed: FixedEncodings,
+    layers: readonly Record<string, SettingsPatch>[] = [],
+  ) {
     this.graph = graph;
     this.config = config;
     this.stats = stats;
     this.fixed = fixed;
     this.sites = placeQuantizers(graph, { biases: config.biases !== undefined && config.biases !== false });
-    this.settings = resolveSettings(this.sites, config);
+    this.layers = layers;
+    this.settings = resolveSettings(this.sites, config, layers);
   }
 
   /** A simulation of `graph` with AIMET-like defaults, then `config`. Not calibrated yet. */
@@ -74,16 +84,19 @@ export class QuantSim {
     return this.stats !== undefined;
   }
 
-  /** A new simulation with more overrides (by quantizer name, node name or glob), sharing statistics. */
+  /**
+   * A new simulation with more overrides (by quantizer name, node name or glob),
+   * applied on top of everything this one has, in the order given; statistics
+   * are shared.
+   */
   with(overrides: Record<string, SettingsPatch>): QuantSim {
-    const config: QuantSimConfig = { ...this.config, overrides: { ...this.config.overrides, ...overrides } };
-    return new QuantSim(this.graph, config, this.stats, this.fixed);
+    return new QuantSim(this.graph, this.config, this.stats, this.fixed, [...this.layers, overrides]);
   }
 
   /** A new simulation whose listed quantizers use the given encodings (e.g. read from an AIMET file). */
   withEncodings(encodings: FixedEncodings): QuantSim {
     for (const name of encodings.keys()) this.site(name);
-    return new QuantSim(this.graph, this.config, this.stats, new Map([...this.fixed, ...encodings]));
+    return new QuantSim(this.graph, this.config, this.stats, new Map([...this.fixed, ...encodings]), this.layers);
   }
 
   /**
@@ -107,7 +120,7 @@ export class QuantSim {
       }
     };
     await runDataset(this.graph, data, { hook, onProgress: options.onProgress, task: "calibration" });
-    return new QuantSim(this.graph, this.config, stats, this.fixed);
+    return new QuantSim(this.graph, this.config, stats, this.fixed, this.layers);
   }
 
   /** The statistics calibration collected for an activation quantizer. */
@@ -247,13 +260,13 @@ export class QuantSim {
 }
 
 /** Settings per quantizer: defaults by kind, config per kind, then overrides in order. */
-function resolveSettings(sites: readonly QuantizerSite[], config: QuantSimConfig): Map<string, QuantizerSettings> {
+function resolveSettings(sites: readonly QuantizerSite[], config: QuantSimConfig, layers: readonly Record<string, SettingsPatch>[]): Map<string, QuantizerSettings> {
   const base: Record<QuantizerKind, QuantizerSettings> = {
     weight: { ...DEFAULT_WEIGHTS, ...normalizePatch(config.weights ?? {}, "weights") },
     activation: { ...DEFAULT_ACTIVATIONS, ...normalizePatch(config.activations ?? {}, "activations") },
     bias: { ...DEFAULT_BIASES, ...normalizePatch(typeof config.biases === "object" ? config.biases : {}, "biases") },
   };
-  const overrides = compileOverrides(config.overrides as Record<string, unknown> | undefined);
+  const overrides = [config.overrides, ...layers].flatMap((o) => compileOverrides(o as Record<string, unknown> | undefined));
   for (const o of overrides) {
     if (!sites.some((s) => o.matches(s.name) || o.matches(s.node))) {
       throw new Error(`override "${o.pattern}" matches no quantizer (quantizer names look like ${sites.slice(0, 3).map((s) => `"${s.name}"`).join(", ")})`);

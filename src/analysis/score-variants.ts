@@ -1,0 +1,78 @@
+import * as tf from "@tensorflow/tfjs";
+import { checkedBatches } from "../data/validate";
+import { Dataset } from "../data/types";
+import { MetricAccumulator, MetricName } from "../eval/metric";
+import { Graph } from "../graph/graph";
+import { ProgressFn } from "../progress";
+import { forward } from "../runner/forward";
+import { QuantSim } from "../quant/quantsim";
+
+/** One simulation to score, and (for the cached sweep) the nodes it quantizes first. */
+export interface ScoredVariant {
+  key: string;
+  sim: QuantSim;
+  /**
+   * Nodes whose outputs may differ from FP32 in this variant. Everything not
+   * downstream of them is pure FP32, so with `cacheFp32` it is read from the
+   * batch's FP32 pass instead of being recomputed.
+   */
+  changedFrom?: readonly string[];
+}
+
+export interface ScoreOptions {
+  metric: MetricName;
+  /** Reuse FP32 intermediates upstream of each variant's first quantizer. */
+  cacheFp32?: boolean;
+  onProgress?: ProgressFn;
+  /** Called after each variant's score is final (all batches done), in order. */
+  task?: string;
+}
+
+/**
+ * Scores many variants in one pass over the data: batch by batch, the FP32
+ * reference is computed once and every variant runs on the same batch. With
+ * `cacheFp32`, each variant runs only the part of the graph downstream of what
+ * it changes; the scores are the same as running it whole, because the nodes
+ * skipped would have computed the very same FP32 tensors.
+ */
+export async function scoreVariants(graph: Graph, data: Dataset, variants: readonly ScoredVariant[], options: ScoreOptions): Promise<Map<string, number>> {
+  const accumulators = new Map(variants.map((v) => [v.key, new MetricAccumulator(options.metric)]));
+  const downstream = options.cacheFp32 ? new Map(variants.map((v) => [v.key, descendants(graph, v.changedFrom ?? graph.inputs)])) : undefined;
+  const start = Date.now();
+  let examples = 0;
+  for await (const batch of checkedBatches(data, graph.inputSpecs)) {
+    const cache = new Map<string, tf.Tensor>();
+    let reference: tf.Tensor[] = [];
+    try {
+      reference = forward(graph, batch.inputs, options.cacheFp32 ? { hook: (node, out) => void cache.set(node.name, tf.keep(out.clone())) } : {});
+      for (const v of variants) {
+        let cached: Map<string, tf.Tensor> | undefined;
+        if (downstream) {
+          const changed = downstream.get(v.key)!;
+          cached = new Map([...cache].filter(([name]) => !changed.has(name)));
+        }
+        const outputs = v.sim.forward(batch.inputs, { cached });
+        try {
+          accumulators.get(v.key)!.add(outputs, reference, batch.labels);
+        } finally {
+          tf.dispose(outputs);
+        }
+      }
+    } finally {
+      tf.dispose(reference);
+      tf.dispose([...cache.values()]);
+      tf.dispose(batch.inputs);
+      batch.labels?.dispose();
+    }
+    examples += batch.inputs[0].shape[0];
+    options.onProgress?.({ task: options.task ?? "scoring", done: examples, total: data.size, unit: "examples", elapsedMs: Date.now() - start });
+  }
+  return new Map([...accumulators].map(([k, a]) => [k, a.score()]));
+}
+
+/** The nodes at or after `from`: those whose values can change when `from` change. */
+export function descendants(graph: Graph, from: readonly string[]): Set<string> {
+  const out = new Set<string>(from);
+  for (const node of graph.nodes) if (node.inputs.some((i) => out.has(i))) out.add(node.name);
+  return out;
+}
