@@ -69,6 +69,23 @@ describe("CLI", () => {
     assert.equal(report.evaluation.examples, 40);
   });
 
+  it("analyze writes results.json with one section per analysis, CSV tables and encodings", async () => {
+    const out = path.join(dir, "a");
+    const before = tf.memory().numTensors;
+    const { code, text } = await run(["analyze", modelPath, "--data", path.join(dir, "x.npy"), "--out", out, "--calib", "24", "--w-bits", "4", "--metric", "sqnr"]);
+    assert.equal(tf.memory().numTensors, before, "the command frees what it made");
+    assert.equal(code, 0, text);
+    for (const step of ["1. FP32 sanity check: pass", "2. Weights vs activations", "3. Per-layer sweeps", "4. Per-layer error", "5. Ranges and distributions"]) assert.ok(text.includes(step), step);
+    const results = JSON.parse(fs.readFileSync(path.join(out, "results.json"), "utf8"));
+    for (const section of ["sanity", "split", "sweepEnabled", "sweepDisabled", "layerError", "ranges", "histograms"]) assert.ok(results[section], section);
+    assert.equal(results.sweepEnabled.rows.length, 10);
+    assert.equal(results.metric, "sqnr");
+    const csv = fs.readFileSync(path.join(out, "layer-error.csv"), "utf8").split("\n");
+    assert.match(csv[0], /^index,node,op,quantizers,propagated\.mse,propagated\.sqnrDb,propagated\.rmseOverStep,local\.mse/);
+    assert.equal(csv.length, 13 + 2, "a header, 13 nodes, a final newline");
+    assert.ok(fs.existsSync(path.join(out, "encodings.json")));
+  });
+
   it("quantize rejects bad options by name", async () => {
     await assert.rejects(run(["quantize", modelPath, "--data", "mnist", "--out", dir, "--w-bits", "7.5"]), /invalid bitwidth: 7.5/);
     await assert.rejects(run(["quantize", modelPath, "--out", dir]), /quantize needs --data/);

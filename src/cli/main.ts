@@ -1,5 +1,6 @@
 import { info, INFO_USAGE } from "./info";
 import { quantize, QUANTIZE_USAGE } from "./quantize";
+import { analyze, ANALYZE_USAGE } from "./analyze";
 
 
 const USAGE = `qdebug: debug quantized TensorFlow.js models
@@ -9,12 +10,14 @@ ${INFO_USAGE}
 
 ${QUANTIZE_USAGE}
 
+${ANALYZE_USAGE}
+
 
 
 The backend can also be forced with QDEBUG_BACKEND=wasm|cpu|tensorflow.`;
 
 type Command = (argv: readonly string[], out: (s: string) => void) => Promise<number>;
-const COMMANDS: Record<string, Command> = { info, quantize };
+const COMMANDS: Record<string, Command> = { info, quantize, analyze };
 
 /** CLI entry: returns the process exit code; errors propagate to bin/qdebug.js, which prints them. */
 export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {

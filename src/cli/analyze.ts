@@ -1,0 +1,102 @@
+import * as path from "path";
+import { useBackend } from "../backend";
+import { toDataset } from "../data/dataset";
+import { takeExamples } from "../data/take";
+import { activationHistograms } from "../analysis/histograms";
+import { layerError } from "../analysis/layer-error";
+import { encodingRanges } from "../analysis/ranges";
+import { sweepDisabled, sweepEnabled } from "../analysis/sweeps";
+import { weightChannelStats } from "../analysis/weight-channels";
+import { weightsVsActivations } from "../analysis/weights-vs-activations";
+import { writeResults } from "../analysis/export";
+import { metricName } from "../eval/metric";
+import { loadGraph } from "../graph/load-model";
+import { terminalProgress } from "../progress";
+import { writeEncodings } from "../quant/aimet-encodings";
+import { QuantSim } from "../quant/quantsim";
+import { fp32SanityCheck } from "../quant/sanity-check";
+import { numberFlag, parseArgs } from "./args";
+import { configFromArgs, QUANT_FLAGS } from "./quantize";
+import { textTable } from "./table";
+
+export const ANALYZE_USAGE = `qdebug analyze <model.json> --data <data> --out <dir> [quantization options as for quantize]
+  Runs the guidebook's analyses and writes <dir>/results.json (sections sanity, split,
+  sweepEnabled, sweepDisabled, layerError, ranges, weightChannels, histograms), one CSV per
+  table, and <dir>/encodings.json.
+  --metric      accuracy | agreement | sqnr | mse | psnr (default: accuracy with labels, else agreement)
+  --granularity layer | quantizer (sweeps; default layer)
+  --eval N      evaluate on the first N examples (default: all)`;
+
+export async function analyze(argv: readonly string[], out: (s: string) => void): Promise<number> {
+  const args = parseArgs(argv, { boolean: QUANT_FLAGS.boolean, value: [...QUANT_FLAGS.value, "metric", "granularity", "eval"] });
+  if (args.positionals.length !== 1) throw new Error(`analyze needs one model path\n${ANALYZE_USAGE}`);
+  for (const required of ["data", "out"]) if (!args.flags.has(required)) throw new Error(`analyze needs --${required}\n${ANALYZE_USAGE}`);
+  const granularity = String(args.flags.get("granularity") ?? "layer");
+  if (granularity !== "layer" && granularity !== "quantizer") throw new Error(`invalid granularity: "${granularity}" (expected layer or quantizer)`);
+  const backend = await useBackend(args.flags.get("backend") as string | undefined);
+  const outDir = String(args.flags.get("out"));
+  const config = configFromArgs(args);
+  const graph = await loadGraph(args.positionals[0]);
+  const progress = terminalProgress();
+  let sim: QuantSim | undefined;
+  try {
+    const uncalibrated = QuantSim.create(graph, config);
+    const all = toDataset(String(args.flags.get("data")), {
+      batchSize: numberFlag(args, "batch-size", 32),
+      labels: args.flags.get("labels") as string | undefined,
+      inputSpecs: graph.inputSpecs,
+    });
+    const data = args.flags.has("eval") ? takeExamples(all, numberFlag(args, "eval", 0)) : all;
+    const calibration = takeExamples(all, numberFlag(args, "calib", 500));
+    let metric = args.flags.has("metric") ? metricName(args.flags.get("metric")) : undefined;
+    if (!metric) {
+      // Accuracy when the data has class labels, else agreement with FP32.
+      let labelled = false;
+      for await (const b of data.batches()) {
+        labelled = b.labels !== undefined && b.labels.rank === 1;
+        b.inputs.forEach((t) => t.dispose());
+        b.labels?.dispose();
+        break;
+      }
+      metric = labelled ? "accuracy" : "agreement";
+    }
+    out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}; metric ${metric}`);
+    sim = await uncalibrated.calibrate(calibration, { onProgress: progress });
+    const evaluation = { data, metric, onProgress: progress };
+
+    const sanity = await fp32SanityCheck(sim, calibration, { onProgress: progress });
+    out(`\n1. FP32 sanity check: ${sanity.pass ? "pass" : "FAIL"}. ${sanity.diagnosis}`);
+    const split = await weightsVsActivations(sim, evaluation);
+    out(`\n2. Weights vs activations\n${textTable(["variant", "score", "drop"], split.rows.map((r) => [r.variant, r.score.toFixed(4), r.drop.toFixed(4)]))}\n${split.diagnosis}`);
+    const sweepOn = await sweepEnabled(sim, { ...evaluation, granularity });
+    const sweepOff = await sweepDisabled(sim, { ...evaluation, granularity });
+    out(`\n3. Per-layer sweeps (FP32 ${sweepOn.fp32Score.toFixed(4)}, quantized ${sweepOn.quantizedScore.toFixed(4)})`);
+    out(textTable(["#", granularity, "only this quantized", "all but this quantized"], sweepOn.rows.map((r, i) => [r.index, r.key, r.score.toFixed(4), sweepOff.rows[i].score.toFixed(4)])));
+    out(sweepOn.diagnosis);
+    out(sweepOff.diagnosis);
+    const errors = await layerError(sim, data, { onProgress: progress });
+    out(`\n4. Per-layer error: ${errors.diagnosis}`);
+    const ranges = encodingRanges(sim);
+    const channels = weightChannelStats(sim);
+    const histograms = activationHistograms(sim);
+    out(`\n5. Ranges and distributions: ${channels.diagnosis} ${histograms.diagnosis}`);
+
+    const results = { model: args.positionals[0], backend: backend.name, config, metric, sanity, split, sweepEnabled: sweepOn, sweepDisabled: sweepOff, layerError: errors, ranges, weightChannels: channels, histograms };
+    const files = writeResults(outDir, results, {
+      split: split.rows,
+      "sweep-enabled": sweepOn.rows,
+      "sweep-disabled": sweepOff.rows,
+      "layer-error": errors.rows,
+      ranges: ranges.rows,
+      "weight-channels": channels.rows,
+      "weight-layers": channels.layers,
+      histograms: histograms.histograms.flatMap((h) => h.bins.map((b) => ({ quantizer: h.quantizer, ...b }))),
+    });
+    writeEncodings(sim, path.join(outDir, "encodings.json"));
+    out(`\nwrote ${files.length + 1} files to ${outDir} (results.json, encodings.json and one CSV per table)`);
+    return sanity.pass ? 0 : 2;
+  } finally {
+    sim?.dispose();
+    graph.dispose();
+  }
+}
