@@ -2,6 +2,7 @@ import { useBackend } from "../src/backend";
 import { benchFakeQuant } from "./fake-quant";
 import { benchGraphForward } from "./graph-forward";
 import { benchQuantSimForward } from "./quantsim-forward";
+import { benchSweep } from "./sweep";
 
 /**
  * `npm run bench`: the figures the issues ask for, as ratios measured in the
@@ -16,6 +17,8 @@ async function main(): Promise<void> {
   console.log(`fake quant on [${f.shape.join("x")}]: fused kernel ${f.fusedMs.toFixed(1)} ms vs composed tfjs ops ${f.composedMs.toFixed(1)} ms = ${f.speedup.toFixed(2)}x faster (goal >= 2.5), identical results: ${f.identical}`);
   const q = await benchQuantSimForward(8);
   console.log(`QuantSim W8A8 forward / FP32 graph forward, ${q.model}, batch ${q.batch}, ${q.quantizers} quantizers: ${q.simMs.toFixed(1)} ms / ${q.fp32Ms.toFixed(1)} ms = ${q.ratio.toFixed(3)} (goal <= 1.25)`);
+  const s = await benchSweep(8);
+  console.log(`"enable one layer" sweep, ${s.layers} layers, MobileNetV2 batch 8: FP32-cached ${(s.cachedMs / 1000).toFixed(1)} s / naive ${(s.naiveMs / 1000).toFixed(1)} s = ${s.ratio.toFixed(3)} (goal <= 0.6), identical scores: ${s.identical}`);
 }
 
 main().catch((err) => {
