@@ -132,7 +132,7 @@ function diagnoseLayerError(rows: LayerErrorRow[]): string {
   let text = `${worstLocal.node} makes the largest error of its own (local SQNR ${worstLocal.local!.sqnrDb!.toFixed(1)} dB).`;
   if (last.propagated.sqnrDb !== null) text += ` At the output the accumulated SQNR is ${last.propagated.sqnrDb.toFixed(1)} dB.`;
   text += noisy.length
-    ? ` ${noisy.map((r) => r.node).slice(0, 3).join(", ")} err by more than half a step (rmse/step > 0.5, pure rounding gives 0.289): their ranges clip, look at their histograms.`
+    ? ` ${noisy.map((r) => r.node).slice(0, 3).join(", ")} err by more than half a step of their output grid (rmse/step > 0.5; rounding alone gives 0.289): their weight quantization or a clipping range adds error — look at their per-channel weights and histograms.`
     : " Every output quantizer's local error is close to pure rounding noise (rmse/step ≈ 0.289).";
   return text;
 }

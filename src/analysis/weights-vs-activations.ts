@@ -46,11 +46,13 @@ export async function weightsVsActivations(sim: QuantSim, options: EvaluationOpt
     const aDrop = f - a;
     const culprit = wDrop <= tol && aDrop <= tol ? "none" : wDrop > tol && aDrop > tol && Math.min(wDrop, aDrop) > 0.33 * Math.max(wDrop, aDrop) ? "both" : wDrop > aDrop ? "weights" : "activations";
     const fmt = (v: number) => (Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(4));
+    // A drop as a signed change of the score: "−0.0200", or "+0.0005" when it improves.
+    const change = (drop: number) => (drop > 0 ? `−${fmt(drop)}` : `+${fmt(-drop)}`);
     const next = {
       none: `Neither side alone costs more than ${fmt(tol)}; the drop of the full model (${fmt(f - b)}) comes from both together. Go on to the per-layer analysis.`,
-      weights: `Weight quantization causes most of the drop (weights alone −${fmt(wDrop)}, activations alone −${fmt(aDrop)}). Fix weights first: cross-layer equalization (especially with depthwise-separable convolutions), per-channel quantization, then bias correction or AdaRound with calibration data.`,
-      activations: `Activation quantization causes most of the drop (activations alone −${fmt(aDrop)}, weights alone −${fmt(wDrop)}). Fix activations first: try other range-setting methods (percentile, SQNR or MSE search) instead of min-max.`,
-      both: `Both sides cost accuracy (weights alone −${fmt(wDrop)}, activations alone −${fmt(aDrop)}). Fix weights first (CLE, per-channel, bias correction, AdaRound), then activation ranges.`,
+      weights: `Weight quantization causes most of the drop (weights alone ${change(wDrop)}, activations alone ${change(aDrop)}). Fix weights first: cross-layer equalization (especially with depthwise-separable convolutions), per-channel quantization, then bias correction or AdaRound with calibration data.`,
+      activations: `Activation quantization causes most of the drop (activations alone ${change(aDrop)}, weights alone ${change(wDrop)}). Fix activations first: try other range-setting methods (percentile, SQNR or MSE search) instead of min-max.`,
+      both: `Both sides cost accuracy (weights alone ${change(wDrop)}, activations alone ${change(aDrop)}). Fix weights first (CLE, per-channel, bias correction, AdaRound), then activation ranges.`,
     }[culprit];
     return {
       step: "weights-vs-activations",
