@@ -48,7 +48,9 @@ describe("debugging analyses", () => {
   it("enable-one sweep singles out the layer with the outlier channel; cached == naive", async () => {
     const rows: string[] = [];
     const cached = await assertNoLeak("cached sweep", () => sweepEnabled(sim, { data: data(), metric: "sqnr", onRow: (r) => rows.push(r.key) }));
-    const naive = await sweepEnabled(sim, { data: data(), metric: "sqnr", cache: false });
+    const partial: [number, number][] = [];
+    const naive = await sweepEnabled(sim, { data: data(), metric: "sqnr", cache: false, onPartial: (rows, examples) => partial.push([examples, rows.length]) });
+    assert.deepEqual(partial, [[32, 5], [64, 5], [96, 5]], "running scores of every row after each batch");
     assert.equal(cached.cached, true);
     assert.equal(naive.cached, false);
     assert.deepEqual(cached.rows.map((r) => r.score), naive.rows.map((r) => r.score), "identical scores");

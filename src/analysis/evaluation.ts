@@ -35,7 +35,11 @@ export function metricInfo(options: EvaluationOptions): MetricInfo {
 export async function scoreAll(
   step: string,
   variants: readonly ScoredVariant[],
-  options: EvaluationOptions & { cacheFp32?: boolean; onScore?: (key: string, score: number) => void },
+  options: EvaluationOptions & {
+    cacheFp32?: boolean;
+    onScore?: (key: string, score: number) => void;
+    onPartial?: (scores: Map<string, number>, examples: number) => void;
+  },
 ): Promise<Map<string, number>> {
   if (options.evaluate) {
     const scores = new Map<string, number>();
@@ -58,7 +62,13 @@ export async function scoreAll(
   }
   if (!options.data) throw new Error(`${step}: give data (with a metric) or an evaluate function`);
   const metric = metricName(options.metric ?? "agreement");
-  const scores = await scoreVariants(variants[0].sim.graph, options.data, variants, { metric, cacheFp32: options.cacheFp32, onProgress: options.onProgress, task: step });
+  const scores = await scoreVariants(variants[0].sim.graph, options.data, variants, {
+    metric,
+    cacheFp32: options.cacheFp32,
+    onProgress: options.onProgress,
+    onPartial: options.onPartial,
+    task: step,
+  });
   for (const v of variants) options.onScore?.(v.key, scores.get(v.key)!);
   return scores;
 }

@@ -24,7 +24,9 @@ export interface ScoreOptions {
   /** Reuse FP32 intermediates upstream of each variant's first quantizer. */
   cacheFp32?: boolean;
   onProgress?: ProgressFn;
-  /** Called after each variant's score is final (all batches done), in order. */
+  /** Running scores of every variant on the examples seen so far, after each batch. */
+  onPartial?: (scores: Map<string, number>, examples: number) => void;
+  /** Progress label. */
   task?: string;
 }
 
@@ -66,6 +68,7 @@ export async function scoreVariants(graph: Graph, data: Dataset, variants: reado
     }
     examples += batch.inputs[0].shape[0];
     options.onProgress?.({ task: options.task ?? "scoring", done: examples, total: data.size, unit: "examples", elapsedMs: Date.now() - start });
+    options.onPartial?.(new Map([...accumulators].map(([k, a]) => [k, a.score()])), examples);
   }
   return new Map([...accumulators].map(([k, a]) => [k, a.score()]));
 }

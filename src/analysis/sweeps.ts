@@ -35,6 +35,11 @@ export interface SweepOptions extends EvaluationOptions {
   cache?: boolean;
   /** Called as each group's score is known (with an evaluate function, one by one as it goes). */
   onRow?: (row: SweepRow) => void;
+  /**
+   * Built-in metrics: every row's running score on the examples seen so far,
+   * after each batch (the rows a live view can redraw while the sweep runs).
+   */
+  onPartial?: (rows: SweepRow[], examples: number) => void;
 }
 
 /**
@@ -83,6 +88,12 @@ async function sweep(
     const scores = await scoreAll(step, all, {
       ...options,
       cacheFp32: cached,
+      onPartial: options.onPartial
+        ? (running, examples) => {
+            const f = running.get("\u0000fp32")!;
+            options.onPartial!(groups.map((g, index) => ({ index, key: g.key, node: g.node, quantizers: g.quantizers, score: running.get(g.key)!, drop: f - running.get(g.key)! })), examples);
+          }
+        : undefined,
       onScore: (key, score) => {
         if (key === "\u0000fp32") fp32Score = score;
         const r = rowOf.get(key);
