@@ -1,0 +1,86 @@
+import * as fs from "fs";
+import * as path from "path";
+import { strict as assert } from "assert";
+import Ajv from "ajv";
+import * as tf from "@tensorflow/tfjs";
+import { importLayersModel } from "../src/graph/import-layers";
+import { QuantSim } from "../src/quant/quantsim";
+import { fp32SanityCheck } from "../src/quant/sanity-check";
+import { weightsVsActivations } from "../src/analysis/weights-vs-activations";
+import { sweepDisabled, sweepEnabled } from "../src/analysis/sweeps";
+import { layerError } from "../src/analysis/layer-error";
+import { encodingRanges } from "../src/analysis/ranges";
+import { weightChannelStats } from "../src/analysis/weight-channels";
+import { activationHistograms } from "../src/analysis/histograms";
+import { activationAxes } from "../src/analysis/activation-axes";
+import { renderSvg } from "../src/display/render";
+import { View } from "../widgets/spec";
+import { sanityView } from "../widgets/sanity-view";
+import { splitView } from "../widgets/split-view";
+import { sweepView } from "../widgets/sweep-view";
+import { layerErrorView } from "../widgets/layer-error-view";
+import { rangesView } from "../widgets/ranges-view";
+import { weightChannelsView } from "../widgets/weight-channels-view";
+import { histogramView } from "../widgets/histogram-view";
+import { activationAxesView } from "../widgets/activation-axes-view";
+import { buildOutlierModel } from "./fixtures/small-models";
+import { ROOT } from "./fixtures/models";
+import { setupBackend, sliceDataset } from "./helpers";
+
+/** Every view of every analysis: valid Vega-Lite v5, and it draws its marks as SVG in Node. */
+describe("views", () => {
+  const views = new Map<string, View>();
+  let validate: (spec: unknown) => boolean;
+  let errors: () => string;
+
+  before(async () => {
+    await setupBackend();
+    const schema = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", "vega-lite", "build", "vega-lite-schema.json"), "utf8"));
+    const ajv = new Ajv({ strict: false, validateFormats: false });
+    const check = ajv.compile(schema);
+    validate = (spec) => check(spec) as boolean;
+    errors = () => ajv.errorsText(check.errors);
+
+    const model = buildOutlierModel();
+    const graph = importLayersModel(model);
+    const x = tf.randomNormal([64, 8], 0, 1, "float32", 2);
+    const data = () => sliceDataset(x, 32);
+    const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 }, activations: { bitwidth: 6 } }).calibrate(data());
+    const options = { data: data(), metric: "sqnr" as const };
+    views.set("sanity", sanityView(await fp32SanityCheck(sim, data())));
+    views.set("split", splitView(await weightsVsActivations(sim, options)));
+    views.set("sweeps", sweepView(await sweepEnabled(sim, { ...options, data: data() }), await sweepDisabled(sim, { ...options, data: data() })));
+    views.set("layer error", layerErrorView(await layerError(sim, data())));
+    views.set("ranges", rangesView(encodingRanges(sim)));
+    views.set("weight channels", weightChannelsView(weightChannelStats(sim)));
+    views.set("histogram", histogramView(activationHistograms(sim)));
+    views.set("activation axes", activationAxesView(await activationAxes(graph, data())));
+    sim.dispose();
+    graph.dispose();
+    model.dispose();
+    x.dispose();
+  });
+
+  const names = ["sanity", "split", "sweeps", "layer error", "ranges", "weight channels", "histogram", "activation axes"];
+  for (const name of names) {
+    it(`${name}: validates against the Vega-Lite v5 schema and renders to SVG`, async () => {
+      const spec = views.get(name)!;
+      assert.ok(validate(spec), `${name}: ${errors()}`);
+      assert.equal(spec.$schema, "https://vega.github.io/schema/vega-lite/v5.json");
+      JSON.parse(JSON.stringify(spec));
+      const svg = await renderSvg(spec);
+      assert.match(svg, /^<svg/);
+      const marks = (svg.match(/<path|<rect|<line/g) ?? []).length;
+      assert.ok(marks > 5, `${name}: only ${marks} marks drawn`);
+    });
+  }
+
+  it("widgets are Vega-Lite params bound to inputs: threshold slider, layer and quantizer pickers", () => {
+    const param = (name: string) => (views.get(name) as unknown as { params: { name: string; bind: { input: string } }[] }).params[0];
+    assert.equal(param("sweeps").bind.input, "range");
+    assert.equal(param("weight channels").bind.input, "select");
+    assert.equal(param("weight channels").name, "layer");
+    assert.equal((param("weight channels") as unknown as { value: string }).value, "d2.kernel", "the most uneven layer first");
+    assert.equal(param("histogram").bind.input, "select");
+  });
+});
