@@ -27,6 +27,8 @@ const s2 = 2 / 255;
 export const KNOWN_ANSWERS: KnownAnswer[] = [
   { what: "8-bit asymmetric [-1, 1]: offset -127.5 rounds away from zero", min: -1, max: 1, bw: 8, scheme: "asymmetric", scale: s2, offset: -128, encMin: -128 * s2, encMax: 127 * s2,
     x: [0, 0.3, -0.3, -2, 2], qdq: [0, 38 * s2, -38 * s2, -128 * s2, 127 * s2] },
+  { what: "8-bit asymmetric [0, 63.75]: scale 0.25, ties to even", min: 0, max: 63.75, bw: 8, scheme: "asymmetric", scale: 0.25, offset: 0, encMin: 0, encMax: 63.75,
+    x: [0.125, 0.375, 0.625, 0.875, 63.9, -0.2], qdq: [0, 0.5, 0.5, 1, 63.75, 0] },
   { what: "8-bit symmetric: ties to even, clipping at -128 and 127", min: -127, max: 127, bw: 8, scheme: "symmetric", scale: 1, offset: -128, encMin: -128, encMax: 127,
     x: [0, 0.5, 1.5, 2.5, 3.5, -2.5, -3.5, 127.6, -130, 126.4], qdq: [0, 0, 2, 2, 4, -2, -4, 127, -128, 126] },
   { what: "8-bit strict symmetric: grid [-127, 127]", min: -50, max: 127, bw: 8, scheme: "strict-symmetric", scale: 1, offset: -127, encMin: -127, encMax: 127,
@@ -53,8 +55,11 @@ export const KNOWN_ANSWERS: KnownAnswer[] = [
     x: [0, -1, 1], qdq: [0, 0, 0.01] },
   { what: "all zero, symmetric: max widened to 0.01 first", min: 0, max: 0, bw: 8, scheme: "symmetric", scale: 0.01 / 127, offset: -128, encMin: (-128 * 0.01) / 127, encMax: 0.01,
     x: [0, 1, -1], qdq: [0, 0.01, (-128 * 0.01) / 127] },
-  { what: "constant 5: the range includes 0", min: 5, max: 5, bw: 8, scheme: "asymmetric", scale: 5 / 255, offset: 0, encMin: 0, encMax: 5,
-    x: [5, 0, 2.5], qdq: [5, 0, (128 * 5) / 255] },
+  // 2.5 / delta is 127.5 in real numbers, but delta is stored as float32 (a bit above 5/255), so
+  // float32 division gives 127.499992 and rounds down, as AIMET's torch quantizer does.
+  // (Multiplying by a float32 reciprocal instead gives exactly 127.5 and rounds to 128.)
+  { what: "constant 5: the range includes 0; a real-number tie that is not one in float32", min: 5, max: 5, bw: 8, scheme: "asymmetric", scale: 5 / 255, offset: 0, encMin: 0, encMax: 5,
+    x: [5, 0, 2.5], qdq: [5, 0, (127 * 5) / 255] },
   { what: "constant -3, symmetric", min: -3, max: -3, bw: 8, scheme: "symmetric", scale: 3 / 127, offset: -128, encMin: (-128 * 3) / 127, encMax: 3,
     x: [-3, 0], qdq: [-3, 0] },
   { what: "range narrower than 0.01 is widened", min: 0.001, max: 0.004, bw: 8, scheme: "asymmetric", scale: 0.01 / 255, offset: 0, encMin: 0, encMax: 0.01,
@@ -103,12 +108,19 @@ describe("quant encodings (AIMET conventions)", () => {
     }
   });
 
-  it("32-bit encodings are the identity within float32 error", () => {
-    const enc = computeEncoding(-25, 25, 32, "asymmetric");
-    assert.equal(enc.numSteps, 2 ** 32 - 1);
-    for (let i = 0; i < 1000; i++) {
-      const x = Math.fround(Math.sin(i * 12.9898) * 25);
-      assert.ok(Math.abs(quantizeDequantizeValue(x, enc) - x) <= 25 * 2 ** -23, `x ${x}`);
+  it("32-bit encodings are the identity within float32 error, for every scheme", () => {
+    for (const scheme of SCHEMES) {
+      const unsigned = scheme === "unsigned-symmetric";
+      const enc = computeEncoding(unsigned ? 0 : -25, 25, 32, scheme);
+      assert.equal(enc.scheme, scheme);
+      assert.equal(enc.numSteps, scheme === "strict-symmetric" ? 2 ** 32 - 2 : 2 ** 32 - 1);
+      for (let i = 0; i < 1000; i++) {
+        const x = Math.fround(Math.sin(i * 12.9898) * 25 * (i % 3 === 0 ? 1e-4 : 1));
+        if (unsigned && x < 0) continue; // clipped to 0 by design
+        // x / delta rounds to float32 (relative 2^-24), the integer is within half a step, the product rounds again.
+        const bound = Math.abs(x) * 2 ** -22 + enc.scale;
+        assert.ok(Math.abs(quantizeDequantizeValue(x, enc) - x) <= bound, `${scheme} x ${x}: ${quantizeDequantizeValue(x, enc)}`);
+      }
     }
   });
 
@@ -121,6 +133,24 @@ describe("quant encodings (AIMET conventions)", () => {
     assert.throws(() => computeEncoding(0, Infinity, 8, "symmetric"), /must be finite/);
     assert.throws(() => computeEncoding(2, 1, 8, "symmetric"), /min 2 > max 1/);
     assert.throws(() => computeEncoding(-3.4e38, 3.4e38, 8, "symmetric"), /exceeds float32's range/);
+  });
+
+  it("encodingFromAimet with an explicit scheme: accepted when the entry fits it, an error otherwise", () => {
+    const sym = encodingToAimet(computeEncoding(-3, 3, 8, "symmetric"));
+    const strict = encodingToAimet(computeEncoding(-3, 3, 8, "strict-symmetric"));
+    const unsigned = encodingToAimet(computeEncoding(0, 3, 8, "unsigned-symmetric"));
+    const asym = encodingToAimet(computeEncoding(0, 3, 8, "asymmetric")); // offset 0 too, but is_symmetric "False"
+    assert.equal(encodingFromAimet(sym, "symmetric").numSteps, 255);
+    assert.equal(encodingFromAimet(strict, "strict-symmetric").numSteps, 254);
+    assert.equal(encodingFromAimet(unsigned, "unsigned-symmetric").offset, 0);
+    assert.equal(encodingFromAimet(asym).scheme, "asymmetric");
+    assert.equal(encodingFromAimet(asym, "asymmetric").scheme, "asymmetric");
+    assert.throws(() => encodingFromAimet(sym, "strict-symmetric"), /is_symmetric "True", offset -128, 8 bits\) is not strict-symmetric/);
+    assert.throws(() => encodingFromAimet(asym, "unsigned-symmetric"), /is not unsigned-symmetric/);
+    assert.throws(() => encodingFromAimet(sym, "asymmetric"), /is not asymmetric/);
+    // 2 bits: symmetric offset -2 and strict offset -1 stay distinguishable.
+    assert.equal(encodingFromAimet(encodingToAimet(computeEncoding(-1, 1, 2, "strict-symmetric"))).scheme, "strict-symmetric");
+    assert.equal(encodingFromAimet(encodingToAimet(computeEncoding(-1, 1, 2, "symmetric"))).scheme, "symmetric");
   });
 
   it("AIMET JSON round trip keeps scale, offset, min, max and the scheme exactly", () => {
@@ -137,6 +167,8 @@ describe("quant encodings (AIMET conventions)", () => {
       }
     }
     const good = encodingToAimet(computeEncoding(-1, 1, 8, "asymmetric"));
+    assert.equal(encodingFromAimet({ ...good, is_symmetric: false as unknown as "False" }).scheme, "asymmetric", "JSON booleans are read too");
+    assert.throws(() => encodingFromAimet({ ...good, is_symmetric: "yes" as "True" }), /is_symmetric must be "True" or "False", got "yes"/);
     assert.throws(() => encodingFromAimet({ ...good, scale: 0 }), /scale must be positive/);
     assert.throws(() => encodingFromAimet({ ...good, offset: 3 }), /offset must be an integer from -255 to 0/);
     assert.throws(() => encodingFromAimet({ ...good, bitwidth: 1 }), /invalid bitwidth: 1/);

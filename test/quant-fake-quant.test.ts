@@ -7,7 +7,11 @@ import { useBackend } from "../src/backend";
 import { assertNoLeak, setupBackend } from "./helpers";
 import { close, KNOWN_ANSWERS } from "./quant-encoding.test";
 
-/** -0 becomes 0: tf.round keeps the sign of zero, our kernel does not, and it means nothing here. */
+/**
+ * -0 becomes 0: tf.round and the kernel's SIMD loop keep the sign of zero (-0.3
+ * rounds to -0), its JS loop gives +0, tfjs-cpu's round gives +0 for -0.5; the
+ * sign of a zero means nothing here.
+ */
 const plain = (xs: ArrayLike<number>) => Array.from(xs, (v) => v + 0);
 
 /** The JS reference for a whole tensor, per tensor or per channel (channel of i = floor(i / inner) % C). */
@@ -38,7 +42,7 @@ for (const backend of ["wasm", "cpu"]) {
       }
     });
 
-    it("kernel, composed ops and JS reference agree bit for bit on random tensors, per tensor and per channel", async () => {
+    it("kernel, composed ops and JS reference agree bit for bit on random tensors, per tensor and per channel, 2 to 32 bits", async () => {
       const cases = [
         { shape: [3, 3, 4, 8], axis: 3 },
         { shape: [3, 3, 4, 8], axis: 2 },
@@ -47,7 +51,7 @@ for (const backend of ["wasm", "cpu"]) {
       ];
       for (const { shape, axis } of cases) {
         for (const scheme of ["asymmetric", "symmetric", "strict-symmetric", "unsigned-symmetric"] as QuantScheme[]) {
-          for (const bw of [2, 4, 8]) {
+          for (const bw of [2, 4, 8, 16, 25, 32]) {
             const x = tf.randomNormal(shape, 0.3, 2, "float32", 7 + bw);
             const values = x.dataSync();
             const perChannel = channelMinMax(x, axis).map((r) => computeEncoding(r.min, r.max, bw, scheme));
@@ -67,6 +71,56 @@ for (const backend of ["wasm", "cpu"]) {
           }
         }
       }
+    });
+
+    it("every kernel layout (SIMD per tensor with a tail, periodic table with a tail, channel runs with tails, JS) matches, without leaks", async () => {
+      // [shape, axis]: per tensor when axis is undefined; the comments name the wasm path taken.
+      const cases: [number[], number | undefined][] = [
+        [[4097], undefined], // SIMD per tensor, 1 element left for JS
+        [[7, 5], 1], // period lcm(5, 4) = 20: table for 20 elements, JS for 15
+        [[3, 2, 5], 0], // inner 10, period 60 > 30 elements: JS
+        [[2, 3, 30001], 1], // period 90003 > 65536, runs of 30001: SIMD per run, 1 element each for JS
+        [[2, 5000, 20], 1], // period 100000, runs of 20: JS
+        [[5, 7, 13, 97], -2], // period 4 * 1261: table, then a tail; several JS blocks on cpu
+      ];
+      const dataIds = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+      for (const [shape, axis] of cases) {
+        const x = tf.randomNormal(shape, 0.2, 3, "float32", shape.length + shape[shape.length - 1]);
+        const values = x.dataSync();
+        const ax = axis === undefined ? shape.length - 1 : axis < 0 ? axis + shape.length : axis;
+        const enc = axis === undefined ? computeEncoding(-4, 5, 8, "asymmetric") : channelMinMax(x, ax).map((r, c) => computeEncoding(r.min * (1 + c / 7), r.max, 4, "asymmetric"));
+        const expected = reference(values, shape, enc, ax);
+        const before = dataIds();
+        await assertNoLeak(`[${shape}]`, () => {
+          const a = fakeQuant(x, enc, { axis });
+          const b = fakeQuantComposed(x, enc, { axis });
+          assert.deepEqual(plain(a.dataSync()), expected, `kernel [${shape}] axis ${axis}`);
+          assert.deepEqual(plain(b.dataSync()), expected, `composed [${shape}] axis ${axis}`);
+          tf.dispose([a, b]);
+        });
+        assert.equal(dataIds(), before, "the kernel's scratch table is freed");
+        x.dispose();
+      }
+    });
+
+    it("NaN passes through the kernel; infinities clip to the grid's ends", async () => {
+      const enc = computeEncoding(-1, 1, 8, "asymmetric");
+      const x = tf.tensor2d([[NaN, Infinity, -Infinity, 0.5], [0.25, NaN, 7, -7]]);
+      const perChannel = [enc, enc, enc, computeEncoding(-2, 2, 8, "symmetric")];
+      await assertNoLeak("NaN", () => {
+        for (const e of [enc, perChannel]) {
+          const expected = reference(x.dataSync(), x.shape, e, 1);
+          assert.ok(Number.isNaN(expected[0]) && close(expected[1], enc.max) && close(expected[2], enc.min), `${expected}`);
+          const y = fakeQuant(x, e);
+          assert.deepEqual(plain(y.dataSync()), expected);
+          // The composed ops agree on the rest; tf.clipByValue on wasm maps NaN to the lower bound.
+          const z = fakeQuantComposed(x, e);
+          const finite = (vs: number[]) => vs.filter((_, i) => !Number.isNaN(expected[i]));
+          assert.deepEqual(finite(plain(z.dataSync())), finite(expected));
+          tf.dispose([y, z]);
+        }
+      });
+      x.dispose();
     });
 
     it("on a large tensor (several blocks) the kernel equals the composed ops; negative axis works", async () => {
@@ -157,3 +211,30 @@ for (const backend of ["wasm", "cpu"]) {
     });
   });
 }
+
+describe("fakeQuant stochastic rounding across backends", () => {
+  after(() => setupBackend());
+
+  it("one seed gives the same values on wasm and cpu, per tensor and per channel", async () => {
+    const results: number[][][] = [];
+    for (const backend of ["wasm", "cpu"]) {
+      await useBackend(backend);
+      const x = tf.randomNormal([6, 5, 12], 0, 2, "float32", 4);
+      const perChannel = channelMinMax(x, 1).map((r) => computeEncoding(r.min, r.max, 4, "asymmetric"));
+      results.push(
+        await assertNoLeak(`stochastic on ${backend}`, () =>
+          [
+            fakeQuant(x, computeEncoding(-3, 3, 4, "symmetric"), { rounding: "stochastic", seed: 9 }),
+            fakeQuant(x, perChannel, { axis: 1, rounding: "stochastic", seed: 9 }),
+          ].map((y) => {
+            const v = plain(y.dataSync());
+            y.dispose();
+            return v;
+          }),
+        ),
+      );
+      x.dispose();
+    }
+    assert.deepEqual(results[0], results[1]);
+  });
+});

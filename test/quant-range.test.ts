@@ -74,6 +74,9 @@ describe("range setting", () => {
     for (const bad of [0, -1, 100.5, NaN]) {
       assert.throws(() => rangeFromStats(stats, "percentile", { bitwidth: 8, scheme: "asymmetric", percentile: bad }), /invalid percentile: .* \(expected a number in \(0, 100\]\)/);
     }
+    assert.throws(() => rangeFromStats(stats, "percentile", { bitwidth: 8, scheme: "asymmetric", percentile: 30 }), /invalid percentile: 30 keeps less than half .* \(expected 50 to 100\)/);
+    const median = rangeFromStats(stats, "percentile", { bitwidth: 8, scheme: "asymmetric", percentile: 50 });
+    assert.ok(Math.abs(median.max - median.min) < 1e-2, "50 keeps the median on both sides");
     assert.throws(() => rangeFromStats(stats, "entropy", { bitwidth: 8, scheme: "asymmetric" }), /invalid range method: "entropy"/);
     assert.throws(() => rangeFromStats(new TensorStats(), "minmax", { bitwidth: 8, scheme: "asymmetric" }), /no statistics/);
   });
@@ -124,6 +127,29 @@ describe("range setting", () => {
         }
       });
       w.dispose();
+    });
+
+    it("the invariants hold on any tensor: seeded random shapes, scales and tails", () => {
+      for (let seed = 1; seed <= 12; seed++) {
+        const shape = [1 + (seed % 3), 2 + (seed % 4), 3 + (seed % 5)];
+        const axis = seed % 3;
+        const w = tf.tidy(() => tf.mul(tf.randomNormal(shape, seed % 2 ? 0 : 0.5, 1, "float32", seed), tf.pow(tf.randomUniform(shape, 0, 1, "float32", seed + 100), 3)));
+        const values = w.dataSync();
+        const scheme = SCHEMES[seed % 4];
+        const bw = [2, 4, 8][seed % 3];
+        const opts = { bitwidth: bw, scheme };
+        const mse = (r: Range) => quantizationMse(values, computeEncoding(r.min, r.max, bw, scheme));
+        const tensorMse = mse(weightRange(w, "mse", opts));
+        assert.ok(tensorMse <= mse(weightRange(w, "minmax", opts)), `seed ${seed}: mse search worse than min-max`);
+        const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+        const channel = (i: number) => Math.floor(i / inner) % shape[axis];
+        const ranges = weightRange(w, "mse", { ...opts, axis });
+        const encs = ranges.map((r) => computeEncoding(r.min, r.max, bw, scheme));
+        let sum = 0;
+        values.forEach((v, i) => (sum += (quantizeDequantizeValue(v, encs[channel(i)]) - v) ** 2));
+        assert.ok(sum / values.length <= tensorMse, `seed ${seed}: per channel ${sum / values.length} > per tensor ${tensorMse}`);
+        w.dispose();
+      }
     });
 
     it("per channel along a middle axis, and clear errors", () => {

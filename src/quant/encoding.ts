@@ -4,18 +4,22 @@
  * - the range always includes 0, then is widened (max moves up) to at least 0.01;
  * - numSteps = 2^bw - 1;
  * - asymmetric: delta = (max - min) / numSteps, offset = round(min / delta)
- *   (ties away from zero, like std::round) clamped to [-numSteps, 0]; min and
- *   max then move onto the grid, so 0 is exactly representable;
+ *   (computed as -round(-min / delta): ties away from zero, like std::round)
+ *   clamped to [-numSteps, 0]; min and max then move onto the grid
+ *   (offset * delta, (numSteps + offset) * delta), so 0 is exactly representable;
  * - symmetric: delta = absmax / floor(numSteps / 2), offset = -ceil(numSteps / 2)
  *   (8 bits: grid [-128 delta, 127 delta]);
- * - strict symmetric: one step fewer, grid [-127 delta, 127 delta];
+ * - strict symmetric: one step fewer, grid [-127 delta, 127 delta],
+ *   offset = -floor(numSteps / 2), numSteps = 2^bw - 2;
  * - unsigned symmetric (non-negative tensors): offset 0, delta = max / numSteps;
  *   a range with negative values falls back to signed symmetric, as in AIMET,
  *   and the encoding then says scheme "symmetric" (it describes the grid used).
  * Quantize-dequantize: delta * (clamp(round(x / delta) - offset, 0, numSteps) + offset),
  * with round half to even (like tf.round and AIMET's torch v2 code; AIMET's C++
- * rounds halves away from zero). Encodings are computed in float64, so a 32-bit
- * quantizer is exact up to float32 rounding of its scale.
+ * rounds halves away from zero), in the float32 arithmetic of the tensors: x / delta
+ * is a true float32 division, as in AIMET's torch quantizer (see
+ * quantizeDequantizeValue). Encodings are computed in float64, so a 32-bit
+ * quantizer is the identity up to float32 rounding.
  */
 export type QuantScheme = "asymmetric" | "symmetric" | "strict-symmetric" | "unsigned-symmetric";
 
@@ -97,18 +101,19 @@ export function roundHalfEven(v: number): number {
 }
 
 /**
- * Quantize-dequantize one value: the reference the kernels are tested against.
- * It follows the kernels' arithmetic: x times the float32 reciprocal of the
- * float32 scale, the product rounded to float32, then rounded half to even,
- * clamped, and the result rounded to float32. That is AIMET's round(x / delta)
- * except when x / delta lies within a float32 ulp of a half-integer, where the
- * two may pick neighbouring codes; multiplying keeps the fused loop fast (a
- * division costs several multiplications) and bit-identical to the composed ops.
+ * Quantize-dequantize one value: the pure JS reference the kernels are tested
+ * against. It is AIMET's formula in the float32 arithmetic of tensors (what
+ * AIMET's torch quantizer, tf.div/tf.round/tf.mul and our kernels compute):
+ * x / delta rounded to float32 (delta itself stored as float32), rounded half
+ * to even, clamped to the grid [offset, offset + numSteps] (bounds as float32:
+ * exact up to 24 bits), times delta, rounded to float32.
  */
 export function quantizeDequantizeValue(x: number, enc: Encoding): number {
   const scale = Math.fround(enc.scale);
-  const q = Math.min(enc.numSteps, Math.max(0, roundHalfEven(Math.fround(x * Math.fround(1 / scale))) - enc.offset));
-  return Math.fround((q + enc.offset) * scale);
+  const lo = Math.fround(enc.offset);
+  const hi = Math.fround(enc.offset + enc.numSteps);
+  const r = roundHalfEven(Math.fround(Math.fround(x) / scale));
+  return Math.fround((r < lo ? lo : r > hi ? hi : r) * scale);
 }
 
 export function encodingToAimet(enc: Encoding): AimetEncoding {
@@ -123,8 +128,15 @@ export function encodingToAimet(enc: Encoding): AimetEncoding {
   };
 }
 
-/** Reads an AIMET entry back; the scheme follows from is_symmetric and the offset. */
-export function encodingFromAimet(entry: AimetEncoding): Encoding {
+/**
+ * Reads an AIMET entry back, with the same scale, offset, min and max, so the
+ * simulation is reproduced exactly. The scheme follows from is_symmetric and the
+ * offset (symmetric: -ceil(numSteps / 2); strict: -floor(numSteps / 2);
+ * unsigned: 0); pass `scheme` to insist on one, and an entry that does not fit
+ * it is an error. AIMET writes is_symmetric as the strings "True"/"False";
+ * JSON booleans are accepted too.
+ */
+export function encodingFromAimet(entry: AimetEncoding, scheme?: QuantScheme): Encoding {
   const bitwidth = validateBitwidth(entry.bitwidth);
   for (const k of ["min", "max", "scale", "offset"] as const) {
     if (typeof entry[k] !== "number" || !Number.isFinite(entry[k])) throw new Error(`invalid AIMET encoding: ${k} must be a finite number, got ${JSON.stringify(entry[k])}`);
@@ -134,15 +146,20 @@ export function encodingFromAimet(entry: AimetEncoding): Encoding {
   if (!Number.isInteger(entry.offset) || entry.offset > 0 || entry.offset < -levels) {
     throw new Error(`invalid AIMET encoding: offset must be an integer from ${-levels} to 0, got ${entry.offset}`);
   }
-  const symmetric = entry.is_symmetric === "True" || (entry.is_symmetric as unknown) === true;
-  let scheme: QuantScheme = "asymmetric";
-  let numSteps = levels;
-  if (symmetric) {
-    if (entry.offset === 0) scheme = "unsigned-symmetric";
-    else if (entry.offset === -Math.floor(levels / 2)) {
-      scheme = "strict-symmetric";
-      numSteps = 2 * Math.floor(levels / 2);
-    } else scheme = "symmetric";
+  const flag = entry.is_symmetric as unknown;
+  if (flag !== "True" && flag !== "False" && flag !== true && flag !== false) {
+    throw new Error(`invalid AIMET encoding: is_symmetric must be "True" or "False", got ${JSON.stringify(flag)}`);
   }
-  return { bitwidth, scheme, min: entry.min, max: entry.max, scale: entry.scale, offset: entry.offset, numSteps };
+  const symmetric = flag === "True" || flag === true;
+  const half = Math.floor(levels / 2);
+  const inferred: QuantScheme = !symmetric ? "asymmetric" : entry.offset === 0 ? "unsigned-symmetric" : entry.offset === -half ? "strict-symmetric" : "symmetric";
+  const chosen = scheme ?? inferred;
+  if (scheme !== undefined) {
+    const expectedOffset = scheme === "strict-symmetric" ? -half : scheme === "unsigned-symmetric" ? 0 : scheme === "symmetric" ? -Math.ceil(levels / 2) : undefined;
+    if ((scheme === "asymmetric") === symmetric || (expectedOffset !== undefined && entry.offset !== expectedOffset)) {
+      throw new Error(`AIMET encoding (is_symmetric ${JSON.stringify(flag)}, offset ${entry.offset}, ${bitwidth} bits) is not ${scheme}`);
+    }
+  }
+  const numSteps = chosen === "strict-symmetric" ? 2 * half : levels;
+  return { bitwidth, scheme: chosen, min: entry.min, max: entry.max, scale: entry.scale, offset: entry.offset, numSteps };
 }

@@ -3,9 +3,18 @@ import { simdFakeQuant, WasmMemory } from "./fake-quant-simd";
 
 /**
  * Our own tfjs kernel, "QdebugFakeQuant": quantize-dequantize in one pass over
- * the data in plain JS, registered for the wasm and cpu backends, with a
- * straight-through gradient. The only backend internals touched are the two
- * narrow interfaces below (checked against tfjs-backend-wasm / -cpu 4.22).
+ * the data, registered for the wasm and cpu backends, with a straight-through
+ * gradient. The only backend internals touched are the narrow interfaces
+ * below (checked against tfjs-backend-wasm / -cpu 4.22).
+ *
+ * Every path computes, in float32, what the composed tfjs ops compute and what
+ * AIMET's torch quantizer computes in float32:
+ *   r = round_half_even(fl32(x / scale)); out = fl32(clamp(r, lo, hi) * scale)
+ * with scale = fl32(delta), lo = fl32(offset), hi = fl32(offset + numSteps).
+ * Clamping in grid units [offset, offset + numSteps] equals AIMET's
+ * clamp(r - offset, 0, numSteps) + offset for integers; the bounds are exact in
+ * float32 up to 24 bits (wider quantizers clamp at float32-rounded bounds, as
+ * tf.clipByValue and torch.clamp on float32 do).
  */
 export const KERNEL_NAME = "QdebugFakeQuant";
 
@@ -35,68 +44,112 @@ export function mulberry32(seed: number): () => number {
 
 /**
  * Adding then subtracting 1.5 * 2^52 rounds a double to an integer with the
- * FPU's default mode, ties to even (exact for |v| < 2^51): the same rule as
- * tf.round, in two additions instead of Math.round plus a tie fix-up.
+ * FPU's default mode, ties to even: the rule of tf.round, in two additions
+ * (Math.round rounds ties up and would need a fix-up). Exact for |v| < 2^51;
+ * larger quotients are far outside any grid and get clipped anyway.
  */
 const ROUND_MAGIC = 6755399441055744;
+
+/** The per-channel values every path uses, rounded to float32 once. */
+interface Params {
+  channels: number;
+  inner: number;
+  scales: Float64Array;
+  los: Float64Array;
+  his: Float64Array;
+}
+
+function paramsOf(a: FakeQuantAttrs): Params {
+  const f32 = (vs: number[]) => Float64Array.from(Float32Array.from(vs));
+  return {
+    channels: a.scales.length,
+    inner: a.scales.length === 1 ? 1 : a.inner,
+    scales: f32(a.scales),
+    los: f32(a.offsets),
+    his: f32(a.offsets.map((o) => o + a.numSteps)),
+  };
+}
 
 /** Elements per block: 64 KB of float32 stays in cache while the loop runs over it. */
 const BLOCK = 1 << 14;
 const block = new Float32Array(BLOCK);
 
 /**
- * The fused pass. x is multiplied by the float32 reciprocal of the scale and
- * the product rounded to float32 (Math.fround): exactly what the composed ops
- * compute in float32, so both give the same bits (up to the sign of zero: -0.3
- * rounds to -0 in tf.round and to +0 here). Clamping is done in grid units
- * [offset, offset + numSteps], which equals clamp(q - offset, 0, numSteps) +
- * offset for integers.
+ * The fused pass in plain JS (cpu backend, stochastic rounding, and the few
+ * per-channel layouts the SIMD loops do not cover). `first` is the flat index
+ * of x[0] in the whole tensor, so a caller can hand over a tail.
  *
- * Speed: the data streams through a small reused block (copy in, compute in
- * place, copy out). Computing in cache and moving memory with memcpy-speed
- * `set` is ~1.6x faster in V8 than one loop reading and writing the large
- * arrays directly. Each channel's run is contiguous, so its scale and bounds
- * are loop constants; nothing is allocated per element.
+ * x / scale in float64 rounded to float32 is exactly float32 division (53 bits
+ * >= 2 * 24 + 2, so the double rounding is harmless): the same bits as tf.div.
+ * The data streams through a small reused block (copy in, compute in place,
+ * copy out): on views of wasm memory V8's loop is ~1.6x faster on a plain
+ * cached array, and moving memory with `set` runs at memcpy speed. Per-channel
+ * scales and bounds are hoisted: each channel's run is a loop of constants, and
+ * with the channel axis last (runs of one element) the channel index cycles.
  */
-export function fakeQuantInto(x: Float32Array, out: Float32Array, a: FakeQuantAttrs): void {
+export function fakeQuantInto(x: Float32Array, out: Float32Array, a: FakeQuantAttrs, first = 0): void {
+  const p = paramsOf(a);
   const n = x.length;
-  const channels = a.scales.length;
-  const inner = channels === 1 ? n : a.inner;
-  const scales = Float64Array.from(a.scales, (v) => Math.fround(v));
-  const invs = scales.map((v) => Math.fround(1 / v));
   const random = a.stochastic ? mulberry32(a.seed) : undefined;
   for (let start = 0; start < n; start += BLOCK) {
     const len = Math.min(BLOCK, n - start);
     const buf = len === BLOCK ? block : block.subarray(0, len);
     buf.set(len === n ? x : x.subarray(start, start + len));
-    // Runs of one channel inside this block: [from, to) in block indices.
-    for (let from = 0; from < len; ) {
-      const flat = start + from;
-      const c = Math.floor(flat / inner) % channels;
-      const to = Math.min(len, from + inner - (flat % inner));
-      const lo = a.offsets[c];
-      const hi = a.numSteps + lo;
-      if (random) stochasticRun(buf, from, to, invs[c], scales[c], lo, hi, random);
-      else nearestRun(buf, from, to, invs[c], scales[c], lo, hi);
-      from = to;
+    const flat = first + start;
+    if (random) stochasticBlock(buf, flat, p, random);
+    else if (p.channels === 1) nearestRun(buf, 0, len, p.scales[0], p.los[0], p.his[0]);
+    else if (p.inner === 1) nearestCyclic(buf, flat % p.channels, p);
+    else {
+      for (let from = 0; from < len; ) {
+        const at = flat + from;
+        const c = Math.floor(at / p.inner) % p.channels;
+        const to = Math.min(len, from + p.inner - (at % p.inner));
+        nearestRun(buf, from, to, p.scales[c], p.los[c], p.his[c]);
+        from = to;
+      }
     }
     out.set(buf, start);
   }
 }
 
-// One specialised loop per rounding mode keeps V8's code monomorphic.
-function nearestRun(v: Float32Array, from: number, to: number, inv: number, scale: number, lo: number, hi: number): void {
+function nearestRun(v: Float32Array, from: number, to: number, scale: number, lo: number, hi: number): void {
   for (let i = from; i < to; i++) {
-    const r = Math.fround(v[i] * inv) + ROUND_MAGIC - ROUND_MAGIC;
+    const r = Math.fround(v[i] / scale) + ROUND_MAGIC - ROUND_MAGIC;
     v[i] = (r < lo ? lo : r > hi ? hi : r) * scale;
   }
 }
 
-/** Stochastic rounding: floor(x / delta + u), u uniform in [0, 1), so E[result] = x inside the range. */
-function stochasticRun(v: Float32Array, from: number, to: number, inv: number, scale: number, lo: number, hi: number, random: () => number): void {
-  for (let i = from; i < to; i++) {
-    const r = Math.floor(Math.fround(v[i] * inv) + random());
+/** Channel axis last: element i of the block belongs to channel (c0 + i) mod C. */
+function nearestCyclic(v: Float32Array, c0: number, p: Params): void {
+  const { channels, scales, los, his } = p;
+  let c = c0;
+  for (let i = 0; i < v.length; i++) {
+    const scale = scales[c];
+    const r = Math.fround(v[i] / scale) + ROUND_MAGIC - ROUND_MAGIC;
+    const lo = los[c];
+    const hi = his[c];
     v[i] = (r < lo ? lo : r > hi ? hi : r) * scale;
+    if (++c === channels) c = 0;
+  }
+}
+
+/**
+ * Stochastic rounding: floor(x / delta + u), u uniform in [0, 1) from
+ * mulberry32, drawn in element order, so the result depends on the seed only and
+ * E[result] = x inside the range.
+ */
+function stochasticBlock(v: Float32Array, flat: number, p: Params, random: () => number): void {
+  const { channels, inner, scales, los, his } = p;
+  let k = flat % inner;
+  let c = Math.floor(flat / inner) % channels;
+  for (let i = 0; i < v.length; i++) {
+    const scale = scales[c];
+    const r = Math.floor(Math.fround(v[i] / scale) + random());
+    v[i] = (r < los[c] ? los[c] : r > his[c] ? his[c] : r) * scale;
+    if (++k === inner) {
+      k = 0;
+      if (++c === channels) c = 0;
+    }
   }
 }
 
@@ -107,6 +160,7 @@ interface WasmBackend {
   wasm?: { asm?: { memory?: WasmMemory } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+  disposeData(dataId: object): boolean;
 }
 interface CpuBackend {
   data: { get(dataId: object): { values: Float32Array } };
@@ -118,27 +172,64 @@ interface KernelArgs {
   backend: unknown;
 }
 
+/** Per-channel periods up to this many elements use the table-driven SIMD loop (3 float32 tables of this size). */
+const MAX_PERIOD = 1 << 16;
+/** Otherwise channel runs at least this long use the per-tensor SIMD loop run by run. */
+const MIN_SIMD_RUN = 32;
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
 function wasmKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const wasm = backend as WasmBackend;
   const x = inputs.x as tf.TensorInfo;
-  // Make the output first: allocating may grow wasm memory, which detaches older heap views.
-  const out = wasm.makeOutput(x.shape, "float32");
-  const input = wasm.typedArrayFromHeap(x);
-  const output = wasm.typedArrayFromHeap(out);
   const a = attrs as unknown as FakeQuantAttrs;
-  // Per tensor, nearest rounding, integer codes exact in float32 (up to 24 bits):
-  // a WebAssembly SIMD loop, in place on the backend's own memory, computes the
-  // same float32 operations four values at a time; JS finishes the last few.
+  // Make every allocation before taking heap views: growing wasm memory detaches older views.
+  const out = wasm.makeOutput(x.shape, "float32");
   const memory = wasm.wasm?.asm?.memory;
-  const simd = memory && a.scales.length === 1 && !a.stochastic && a.numSteps < 2 ** 24 ? simdFakeQuant(memory) : null;
+  const simd = memory && !a.stochastic ? simdFakeQuant(memory) : null;
   if (!simd) {
-    fakeQuantInto(input, output, a);
+    fakeQuantInto(wasm.typedArrayFromHeap(x), wasm.typedArrayFromHeap(out), a);
     return out;
   }
-  const scale = Math.fround(a.scales[0]);
-  simd(input.byteOffset, output.byteOffset, input.length, Math.fround(1 / scale), scale, a.offsets[0], a.offsets[0] + a.numSteps);
-  const done = input.length - (input.length % 4);
-  if (done < input.length) fakeQuantInto(input.subarray(done), output.subarray(done), a);
+  const p = paramsOf(a);
+  const channelPeriod = p.channels * p.inner;
+  // The smallest whole number of channel periods that is also whole vectors.
+  const period = (channelPeriod * 4) / gcd(channelPeriod, 4);
+  const n = tf.util.sizeFromShape(x.shape);
+  const table = p.channels > 1 && period <= MAX_PERIOD && n >= period ? wasm.makeOutput([3 * period], "float32") : undefined;
+  const input = wasm.typedArrayFromHeap(x);
+  const output = wasm.typedArrayFromHeap(out);
+  /** JS finishes [from, to) of one stretch. */
+  const tail = (from: number, to: number) => {
+    if (from < to) fakeQuantInto(input.subarray(from, to), output.subarray(from, to), a, from);
+  };
+  if (p.channels === 1) {
+    simd.fq(input.byteOffset, output.byteOffset, n, p.scales[0], p.los[0], p.his[0]);
+    tail(n - (n % 4), n);
+  } else if (table) {
+    try {
+      const t = wasm.typedArrayFromHeap(table);
+      for (let j = 0; j < period; j++) {
+        const c = Math.floor(j / p.inner) % p.channels;
+        t[j] = p.scales[c];
+        t[period + j] = p.los[c];
+        t[2 * period + j] = p.his[c];
+      }
+      const whole = n - (n % period);
+      simd.fqt(input.byteOffset, output.byteOffset, whole, t.byteOffset, period);
+      tail(whole, n);
+    } finally {
+      wasm.disposeData(table.dataId);
+    }
+  } else if (p.inner >= MIN_SIMD_RUN) {
+    for (let start = 0, c = 0; start < n; start += p.inner, c = (c + 1) % p.channels) {
+      const vectors = p.inner - (p.inner % 4);
+      simd.fq(input.byteOffset + 4 * start, output.byteOffset + 4 * start, vectors, p.scales[c], p.los[c], p.his[c]);
+      tail(start + vectors, start + p.inner);
+    }
+  } else {
+    fakeQuantInto(input, output, a);
+  }
   return out;
 }
 
@@ -174,21 +265,28 @@ export function registerFakeQuantKernel(): void {
 }
 
 /**
- * Straight-through estimator: the gradient passes where x lies inside the
- * grid's range, widened by half a step on each side (those values still round
- * onto the grid), and is zero where the quantizer clips.
+ * Straight-through estimator: the gradient passes where the pre-clamp integer
+ * round(x / delta) lies on the grid, [offset, offset + numSteps] (x inside
+ * [min, max] give or take half a step), and is zero where the quantizer clips.
+ * Stochastic rounding uses the same mask (the nearest integer decides).
  */
 export function steMask(x: tf.Tensor, a: FakeQuantAttrs): tf.Tensor {
   return tf.tidy(() => {
-    const shape = channelShape(x.shape, a.scales.length, a.inner);
-    const lo = tf.tensor(a.scales.map((s, c) => (a.offsets[c] - 0.5) * s), shape);
-    const hi = tf.tensor(a.scales.map((s, c) => (a.offsets[c] + a.numSteps + 0.5) * s), shape);
-    return tf.cast(tf.logicalAnd(tf.greaterEqual(x, lo), tf.lessEqual(x, hi)), "float32");
+    const { scales, los, his } = channelTensors(x.shape, a);
+    const r = tf.round(tf.div(x.toFloat(), scales));
+    return tf.cast(tf.logicalAnd(tf.greaterEqual(r, los), tf.lessEqual(r, his)), "float32");
   });
 }
 
+/** Scales and grid bounds as scalars (per tensor) or tensors broadcasting along the channel axis. */
+export function channelTensors(shape: number[], a: FakeQuantAttrs): { scales: tf.Tensor; los: tf.Tensor; his: tf.Tensor } {
+  const channelShape = shapeForChannels(shape, a.scales.length, a.inner);
+  const values = (vs: number[]) => (a.scales.length === 1 ? tf.scalar(vs[0]) : tf.tensor(vs, channelShape));
+  return { scales: values(a.scales), los: values(a.offsets), his: values(a.offsets.map((o) => o + a.numSteps)) };
+}
+
 /** A shape that broadcasts per-channel values against `shape` (channels at the axis whose inner size is `inner`). */
-export function channelShape(shape: number[], channels: number, inner: number): number[] {
+function shapeForChannels(shape: number[], channels: number, inner: number): number[] {
   if (channels === 1) return [];
   let size = 1;
   for (let axis = shape.length - 1; axis >= 0; axis--) {

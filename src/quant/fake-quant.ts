@@ -1,12 +1,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { Encoding } from "./encoding";
-import { channelShape, FakeQuantAttrs, KERNEL_BACKENDS, KERNEL_NAME, registerFakeQuantKernel, steMask } from "./fake-quant-kernel";
+import { channelTensors, FakeQuantAttrs, KERNEL_BACKENDS, KERNEL_NAME, registerFakeQuantKernel, steMask } from "./fake-quant-kernel";
 
 export interface FakeQuantOptions {
-  /** Channel axis for per-channel encodings (default: the last axis). */
+  /** Channel axis for per-channel encodings (default: the last axis; negative counts from the end). */
   axis?: number;
-  /** "nearest" rounds half to even; "stochastic" rounds down or up at random (seeded). */
+  /** "nearest" rounds half to even (like tf.round); "stochastic" rounds down or up at random (seeded). */
   rounding?: "nearest" | "stochastic";
+  /** Seed of the stochastic rounding stream: the same seed gives the same result. */
   seed?: number;
 }
 
@@ -15,6 +16,9 @@ registerFakeQuantKernel();
 function attrsFor(x: tf.Tensor, enc: Encoding | readonly Encoding[], options: FakeQuantOptions): FakeQuantAttrs {
   const list = Array.isArray(enc) ? (enc as readonly Encoding[]) : [enc as Encoding];
   if (list.length === 0) throw new Error("fakeQuant: no encoding given");
+  if (options.rounding !== undefined && options.rounding !== "nearest" && options.rounding !== "stochastic") {
+    throw new Error(`fakeQuant: invalid rounding ${JSON.stringify(options.rounding)} (expected "nearest" or "stochastic")`);
+  }
   let inner = 1;
   if (list.length > 1) {
     const axis = options.axis === undefined ? x.rank - 1 : options.axis < 0 ? options.axis + x.rank : options.axis;
@@ -40,9 +44,10 @@ function attrsFor(x: tf.Tensor, enc: Encoding | readonly Encoding[], options: Fa
 /**
  * Quantize-dequantize `x` with one encoding, or one per channel along `axis`
  * (channel of flat index i = floor(i / inner) % C, inner = product of the dims
- * after `axis`), through our fused kernel on wasm and cpu, with a
- * straight-through gradient; on other backends (e.g. tfjs-node's "tensorflow")
- * through the composed ops, which compute the same values.
+ * after `axis`): delta * clamp(round(x / delta), offset, offset + numSteps), round
+ * half to even. Runs our fused kernel on wasm and cpu, with a straight-through
+ * gradient; on other backends (e.g. tfjs-node's "tensorflow") the composed ops,
+ * which compute the same values.
  */
 export function fakeQuant(x: tf.Tensor, enc: Encoding | readonly Encoding[], options: FakeQuantOptions = {}): tf.Tensor {
   const attrs = attrsFor(x, enc, options);
@@ -53,32 +58,33 @@ export function fakeQuant(x: tf.Tensor, enc: Encoding | readonly Encoding[], opt
 }
 
 /**
- * The same computation composed of tfjs ops: the reference for the kernel, and
- * the fallback on other backends. Values are identical to the kernel's for
- * "nearest" (same float32 operations in the same order); "stochastic" draws
- * from tfjs's seeded generator, not mulberry32, so it follows the same law with
- * another random stream.
+ * The same computation composed of tfjs ops (div, round, clipByValue, mul; per
+ * channel with different offsets: sub, clipByValue, add, as AIMET's torch code
+ * writes it): the reference for the kernel, and the fallback on other backends.
+ * For "nearest" and finite inputs the values are the kernel's, bit for bit up to
+ * the sign of zero, at every bit-width. NaN: on wasm
+ * tf.clipByValue turns NaN into the lower bound, where the kernel (like
+ * torch.clamp in AIMET) lets it through; tf.maximum/minimum would keep it but
+ * run ~50x slower on wasm. "stochastic" draws from tfjs's seeded generator,
+ * not mulberry32: the same law, another stream.
  */
 export function fakeQuantComposed(x: tf.Tensor, enc: Encoding | readonly Encoding[], options: FakeQuantOptions = {}): tf.Tensor {
   return composed(x, attrsFor(x, enc, options));
 }
 
 function composed(x: tf.Tensor, a: FakeQuantAttrs): tf.Tensor {
-  const perTensor = a.scales.length === 1;
   const sharedOffset = a.offsets.every((o) => o === a.offsets[0]);
-  const shape = channelShape(x.shape, a.scales.length, a.inner);
   const forward = (xin: tf.Tensor): tf.Tensor =>
     tf.tidy(() => {
-      // Scalars for one encoding, [1, .., C, .., 1] tensors per channel.
-      const values = (vs: number[]) => (perTensor ? tf.scalar(vs[0]) : tf.tensor(vs, shape));
-      // Multiply by the float32 reciprocal, as the kernel does (see quantizeDequantizeValue).
-      const v = tf.mul(xin.toFloat(), values(a.scales.map((s) => 1 / Math.fround(s))));
+      const { scales, los, his } = channelTensors(xin.shape, a);
+      const v = tf.div(xin.toFloat(), scales);
       const r = a.stochastic ? tf.floor(tf.add(v, tf.randomUniform(v.shape, 0, 1, "float32", a.seed))) : tf.round(v);
-      // Clamp in grid units; with per-channel offsets, shift to codes 0..numSteps and back.
       const clamped = sharedOffset
         ? tf.clipByValue(r, a.offsets[0], a.offsets[0] + a.numSteps)
-        : tf.add(tf.clipByValue(tf.sub(r, values(a.offsets)), 0, a.numSteps), values(a.offsets));
-      return tf.mul(clamped, values(a.scales));
+        : a.numSteps < 2 ** 24
+          ? tf.add(tf.clipByValue(tf.sub(r, los), 0, a.numSteps), los) // exact: integers below 2^24 in float32
+          : tf.minimum(tf.maximum(r, los), his); // wider codes lose bits in r - offset; max/min are exact (slow on wasm)
+      return tf.mul(clamped, scales);
     });
   // customGrad's callback receives the inputs, then the save function, as one rest list.
   const fn = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {

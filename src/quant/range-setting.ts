@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { computeEncoding, Encoding, QuantScheme, roundHalfEven } from "./encoding";
+import { computeEncoding, Encoding, QuantScheme, quantizeDequantizeValue, roundHalfEven } from "./encoding";
 import { TensorStats } from "./stats";
 
 export interface Range {
@@ -10,7 +10,7 @@ export interface Range {
 export interface RangeOptions {
   bitwidth: number;
   scheme: QuantScheme;
-  /** For "percentile": the share of values kept on each side, in (0, 100]. */
+  /** For "percentile": the share of values kept on each side, from 50 to 100 (default 99.99). */
   percentile?: number;
 }
 
@@ -44,6 +44,8 @@ export function rangeFromStats(stats: TensorStats, method: ActivationRangeMethod
     case "percentile": {
       const p = options.percentile ?? 99.99;
       if (!(p > 0 && p <= 100)) throw new Error(`invalid percentile: ${p} (expected a number in (0, 100])`);
+      // p is the share kept on each side, so below 50 the two ends would cross (AIMET also asks for 50..100).
+      if (p < 50) throw new Error(`invalid percentile: ${p} keeps less than half of the values on each side (expected 50 to 100)`);
       return { min: stats.quantile(1 - p / 100), max: stats.quantile(p / 100) };
     }
     case "sqnr":
@@ -117,14 +119,12 @@ function expectedNoise(centers: Float64Array, counts: Float64Array, enc: Encodin
   return sum;
 }
 
-/** Exact mean squared quantize-dequantize error of `values` under `enc`. */
+/** Exact mean squared quantize-dequantize error of `values` under `enc`, in the simulation's float32 arithmetic. */
 export function quantizationMse(values: ArrayLike<number>, enc: Encoding, from = 0, to = values.length, stride = 1): number {
   let sum = 0;
   let n = 0;
   for (let i = from; i < to; i += stride) {
-    const x = values[i];
-    const q = Math.min(enc.numSteps, Math.max(0, roundHalfEven(x / enc.scale) - enc.offset));
-    const d = (q + enc.offset) * enc.scale - x;
+    const d = quantizeDequantizeValue(values[i], enc) - values[i];
     sum += d * d;
     n++;
   }
@@ -157,11 +157,12 @@ export function weightRange(t: tf.Tensor, method: WeightRangeMethod, options: Ra
     const c = Math.floor(i / inner) % channels;
     perChannel[c][filled[c]++] = values[i];
   }
+  // The per-tensor search's answer is a candidate for every channel, so per channel never does worse than per tensor.
+  const tensorBest = method === "mse" ? search(whole, options, (enc) => quantizationMse(values, enc)) : whole;
   return perChannel.map((vs) => {
     const own = minMaxOf(vs);
     if (method === "minmax") return own;
-    // The whole tensor's range is a candidate too, so per channel never does worse than per tensor min-max.
-    return search(own, options, (enc) => quantizationMse(vs, enc), [whole]);
+    return search(own, options, (enc) => quantizationMse(vs, enc), [tensorBest]);
   });
 }
 
