@@ -49,3 +49,18 @@ export { toCsv, writeResults } from "./analysis/export";
 export type { EvaluateFn } from "./analysis/evaluation";
 export { compareWithFp32 } from "./eval/side-by-side";
 export { registerWasmGradientKernels, registerFastBatchNormGradient } from "./train/wasm-gradient-kernels";
+
+export { show, live, viewOf } from "./display/show";
+export type { Showable } from "./display/show";
+export { mimeBundle } from "./display/bundle";
+export { renderSvg } from "./display/render";
+export type { View } from "../widgets/spec";
+export { sanityView } from "../widgets/sanity-view";
+export { splitView } from "../widgets/split-view";
+export { sweepView } from "../widgets/sweep-view";
+export { layerErrorView } from "../widgets/layer-error-view";
+export { rangesView } from "../widgets/ranges-view";
+export { weightChannelsView } from "../widgets/weight-channels-view";
+export { histogramView } from "../widgets/histogram-view";
+export { activationAxesView } from "../widgets/activation-axes-view";
+export { EXAMPLE_MODEL } from "./example";

@@ -49,7 +49,7 @@ describe("debugging analyses", () => {
     const rows: string[] = [];
     const cached = await assertNoLeak("cached sweep", () => sweepEnabled(sim, { data: data(), metric: "sqnr", onRow: (r) => rows.push(r.key) }));
     const partial: [number, number][] = [];
-    const naive = await sweepEnabled(sim, { data: data(), metric: "sqnr", cache: false, onPartial: (rows, examples) => partial.push([examples, rows.length]) });
+    const naive = await sweepEnabled(sim, { data: data(), metric: "sqnr", cache: false, onPartial: (r, examples) => partial.push([examples, r.rows.length]) });
     assert.deepEqual(partial, [[32, 5], [64, 5], [96, 5]], "running scores of every row after each batch");
     assert.equal(cached.cached, true);
     assert.equal(naive.cached, false);

@@ -13,6 +13,7 @@ export function sweepView(...sweeps: SweepResult[]): View {
   const label = { "enable-one": "only this layer quantized", "disable-one": "all but this layer quantized" };
   const values = sweeps.flatMap((s) => s.rows.map((r) => ({ ...r, quantizers: r.quantizers.join(", "), sweep: label[s.mode], fp32: s.fp32Score })));
   const span = Math.max(1e-9, ...sweeps.map((s) => Math.abs(s.fp32Score - s.quantizedScore)));
+  const color = { field: "sweep", type: "nominal", title: null, scale: { domain: [label["enable-one"], label["disable-one"]], range: [COLORS.activations, COLORS.weights] }, legend: { labelLimit: 300, orient: "bottom" } };
   return view(`Per-layer sweep (${first.metric.label})`, sweeps.map((s) => s.diagnosis).join(" "), {
     width: WIDTH,
     height: 220,
@@ -25,7 +26,7 @@ export function sweepView(...sweeps: SweepResult[]): View {
         encoding: {
           x: { field: "index", type: "quantitative", title: "layer (execution order)" },
           y: { field: "score", type: "quantitative", scale: { zero: false }, title: first.metric.label },
-          color: { field: "sweep", type: "nominal", scale: { range: [COLORS.weights, COLORS.activations] }, title: null },
+          color,
         },
       },
       {
@@ -33,18 +34,16 @@ export function sweepView(...sweeps: SweepResult[]): View {
         encoding: {
           x: { field: "index", type: "quantitative" },
           y: { field: "score", type: "quantitative" },
-          color: { field: "sweep", type: "nominal" },
+          color,
           size: { condition: { test: "datum.sensitive", value: 160 }, value: 30 },
           stroke: { condition: { test: "datum.sensitive", value: "black" }, value: null },
           tooltip: [{ field: "key", title: "layer" }, { field: "sweep" }, { field: "score", format: ".4f" }, { field: "drop", format: ".4f" }, { field: "quantizers" }],
         },
       },
-      {
-        data: { values: [{ ref: "FP32", score: first.fp32Score }, { ref: "fully quantized", score: first.quantizedScore }] },
-        mark: { type: "rule", strokeDash: [4, 3] },
-        encoding: { y: { field: "score", type: "quantitative" }, color: { field: "ref", type: "nominal", scale: { range: [COLORS.fp32, COLORS.quantized] }, legend: null }, tooltip: [{ field: "ref" }, { field: "score", format: ".4f" }] },
-      },
+      ...([["FP32", first.fp32Score, COLORS.fp32], ["fully quantized", first.quantizedScore, COLORS.quantized]] as const).flatMap(([ref, score, c]) => [
+        { data: { values: [{ ref, score }] }, mark: { type: "rule", strokeDash: [4, 3], color: c }, encoding: { y: { field: "score", type: "quantitative" }, tooltip: [{ field: "ref" }, { field: "score", format: ".4f" }] } },
+        { data: { values: [{ ref, score }] }, mark: { type: "text", align: "right", dx: -2, dy: -6, color: c, x: "width" }, encoding: { y: { field: "score", type: "quantitative" }, text: { field: "ref" } } },
+      ]),
     ],
-    resolve: { scale: { color: "independent" } },
   });
 }

@@ -36,10 +36,10 @@ export interface SweepOptions extends EvaluationOptions {
   /** Called as each group's score is known (with an evaluate function, one by one as it goes). */
   onRow?: (row: SweepRow) => void;
   /**
-   * Built-in metrics: every row's running score on the examples seen so far,
-   * after each batch (the rows a live view can redraw while the sweep runs).
+   * Built-in metrics: the sweep's result so far (every row's running score on the
+   * examples seen), after each batch — what a live view redraws while it runs.
    */
-  onPartial?: (rows: SweepRow[], examples: number) => void;
+  onPartial?: (partial: SweepResult, examples: number) => void;
 }
 
 /**
@@ -91,7 +91,9 @@ async function sweep(
       onPartial: options.onPartial
         ? (running, examples) => {
             const f = running.get("\u0000fp32")!;
-            options.onPartial!(groups.map((g, index) => ({ index, key: g.key, node: g.node, quantizers: g.quantizers, score: running.get(g.key)!, drop: f - running.get(g.key)! })), examples);
+            const rows = groups.map((g, index) => ({ index, key: g.key, node: g.node, quantizers: g.quantizers, score: running.get(g.key)!, drop: f - running.get(g.key)! }));
+            const diagnosis = `Running: scores on the first ${examples} examples.`;
+            options.onPartial!({ step, mode, granularity, metric: metricInfo(options), fp32Score: f, quantizedScore: running.get("\u0000quantized")!, rows, cached, diagnosis }, examples);
           }
         : undefined,
       onScore: (key, score) => {

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# What the tests need beyond npm packages: Debian's Jupyter (to execute the
+# notebooks with the tslab kernel). Safe to run again; needs root for apt-get.
+set -euo pipefail
+if ! command -v jupyter >/dev/null 2>&1 || ! python3 -c "import nbclient" >/dev/null 2>&1 || ! /usr/bin/python3 -c "import nbclient, ipykernel" >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends jupyter-nbconvert python3-nbclient jupyter-client python3-ipykernel
+fi
