@@ -64,3 +64,7 @@ export { weightChannelsView } from "../widgets/weight-channels-view";
 export { histogramView } from "../widgets/histogram-view";
 export { activationAxesView } from "../widgets/activation-axes-view";
 export { EXAMPLE_MODEL } from "./example";
+export { layerExplorerView } from "../widgets/layer-explorer-view";
+export { bitwidthView } from "../widgets/bitwidth-view";
+export { buildReport } from "./report/report";
+export type { ReportSection } from "./report/report";

@@ -23,6 +23,8 @@ import { rangesView } from "../widgets/ranges-view";
 import { weightChannelsView } from "../widgets/weight-channels-view";
 import { histogramView } from "../widgets/histogram-view";
 import { activationAxesView } from "../widgets/activation-axes-view";
+import { layerExplorerView } from "../widgets/layer-explorer-view";
+import { bitwidthView } from "../widgets/bitwidth-view";
 import { buildOutlierModel } from "./fixtures/small-models";
 import { ROOT } from "./fixtures/models";
 import { setupBackend, sliceDataset } from "./helpers";
@@ -55,13 +57,15 @@ describe("views", () => {
     views.set("weight channels", weightChannelsView(weightChannelStats(sim)));
     views.set("histogram", histogramView(activationHistograms(sim)));
     views.set("activation axes", activationAxesView(await activationAxes(graph, data())));
+    views.set("layer explorer", layerExplorerView(weightChannelStats(sim), activationHistograms(sim)));
+    views.set("bit-width explorer", bitwidthView(activationHistograms(sim).histograms[0]));
     sim.dispose();
     graph.dispose();
     model.dispose();
     x.dispose();
   });
 
-  const names = ["sanity", "split", "sweeps", "layer error", "ranges", "weight channels", "histogram", "activation axes"];
+  const names = ["sanity", "split", "sweeps", "layer error", "ranges", "weight channels", "histogram", "activation axes", "layer explorer", "bit-width explorer"];
   for (const name of names) {
     it(`${name}: validates against the Vega-Lite v5 schema and renders to SVG`, async () => {
       const spec = views.get(name)!;

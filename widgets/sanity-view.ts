@@ -14,9 +14,16 @@ export function sanityView(result: SanityCheckResult): View {
         encoding: {
           y: { field: "variant", type: "nominal", title: null },
           x: { field: "error", type: "quantitative", scale: { type: "log", domain: [floor, 1] }, title: "largest relative output error vs FP32" },
+          // Log scales have no zero: bars start at the floor.
+          x2: { datum: floor },
           color: { field: "pass", type: "nominal", scale: { domain: ["pass", "fail"], range: [COLORS.pass, COLORS.fail] }, title: null },
           tooltip: [{ field: "variant" }, { field: "error", format: ".2e" }, { field: "exact" }, { field: "pass" }],
         },
+      },
+      {
+        transform: [{ filter: "datum.exact" }],
+        mark: { type: "text", align: "left", dx: 4 },
+        encoding: { y: { field: "variant", type: "nominal" }, x: { field: "error", type: "quantitative" }, text: { value: "exact: no error at all" } },
       },
       { data: { values: [{ tolerance: result.tolerance }] }, mark: { type: "rule", strokeDash: [4, 3] }, encoding: { x: { field: "tolerance", type: "quantitative" } } },
     ],

@@ -8,17 +8,31 @@ export function splitView(result: SplitResult): View {
     width: WIDTH,
     height: 120,
     data: { values: result.rows },
+    // Lollipops from FP32's score: differences of a fraction of a point stay visible.
+    transform: [{ calculate: String(result.fp32), as: "fp32" }],
     layer: [
       {
-        mark: "bar",
+        mark: { type: "rule", strokeWidth: 2 },
         encoding: {
           y: { field: "variant", type: "nominal", sort: null, title: null },
-          x: { field: "score", type: "quantitative", title: result.metric.label, scale: { zero: false } },
+          x: { field: "fp32", type: "quantitative", scale: { zero: false }, title: result.metric.label },
+          x2: { field: "score" },
+          color: { field: "variant", type: "nominal", sort: null, scale: { range: colors }, legend: null },
+        },
+      },
+      {
+        mark: { type: "point", filled: true, size: 160 },
+        encoding: {
+          y: { field: "variant", type: "nominal", sort: null },
+          x: { field: "score", type: "quantitative" },
           color: { field: "variant", type: "nominal", sort: null, scale: { range: colors }, legend: null },
           tooltip: [{ field: "variant" }, { field: "score", format: ".4f" }, { field: "drop", format: ".4f" }],
         },
       },
-      { data: { values: [{ fp32: result.fp32 }] }, mark: { type: "rule", color: COLORS.fp32, strokeDash: [4, 3] }, encoding: { x: { field: "fp32", type: "quantitative" } } },
+      {
+        mark: { type: "text", align: "left", dx: 10 },
+        encoding: { y: { field: "variant", type: "nominal", sort: null }, x: { field: "score", type: "quantitative" }, text: { field: "score", format: ".4f" } },
+      },
     ],
   });
 }

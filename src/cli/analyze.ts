@@ -1,4 +1,13 @@
+import * as fs from "fs";
 import * as path from "path";
+import { buildReport } from "../report/report";
+import { sanityView } from "../../widgets/sanity-view";
+import { splitView } from "../../widgets/split-view";
+import { sweepView } from "../../widgets/sweep-view";
+import { layerErrorView } from "../../widgets/layer-error-view";
+import { rangesView } from "../../widgets/ranges-view";
+import { layerExplorerView } from "../../widgets/layer-explorer-view";
+import { bitwidthView } from "../../widgets/bitwidth-view";
 import { useBackend } from "../backend";
 import { toDataset } from "../data/dataset";
 import { takeExamples } from "../data/take";
@@ -93,7 +102,16 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
       histograms: histograms.histograms.flatMap((h) => h.bins.map((b) => ({ quantizer: h.quantizer, ...b }))),
     });
     writeEncodings(sim, path.join(outDir, "encodings.json"));
-    out(`\nwrote ${files.length + 1} files to ${outDir} (results.json, encodings.json and one CSV per table)`);
+    const mostClipped = [...histograms.histograms].sort((a, b) => b.clippedFraction - a.clippedFraction || (b.encodingMax - b.encodingMin) - (a.encodingMax - a.encodingMin))[0];
+    const html = buildReport(`qdebug report: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · ${new Date().toISOString().slice(0, 10)}`, [
+      { step: "1. FP32 sanity check", diagnosis: sanity.diagnosis, views: [sanityView(sanity)] },
+      { step: "2. Weights or activations?", diagnosis: split.diagnosis, views: [splitView(split)] },
+      { step: "3. Per-layer analysis", diagnosis: `${sweepOn.diagnosis} ${sweepOff.diagnosis}`, views: [sweepView(sweepOn, sweepOff)] },
+      { step: "4. Per-layer error", diagnosis: errors.diagnosis, views: [layerErrorView(errors)] },
+      { step: "5. Visualize layers", diagnosis: `${channels.diagnosis} ${histograms.diagnosis}`, views: [layerExplorerView(channels, histograms), rangesView(ranges), ...(mostClipped ? [bitwidthView(mostClipped)] : [])] },
+    ]);
+    fs.writeFileSync(path.join(outDir, "report.html"), html);
+    out(`\nwrote ${files.length + 2} files to ${outDir} (report.html, results.json, encodings.json and one CSV per table)`);
     return sanity.pass ? 0 : 2;
   } finally {
     sim?.dispose();

@@ -1,0 +1,89 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { strict as assert } from "assert";
+import * as tf from "@tensorflow/tfjs";
+import { chromium, Browser } from "playwright-core";
+import { main } from "../src/cli/main";
+import { buildBlockModel } from "./fixtures/small-models";
+import { saveModel } from "./fixtures/save-model";
+import { writeNpy } from "../src/data/npy";
+import { randomizeWeights, setupBackend } from "./helpers";
+
+const CHROMIUM = "/usr/bin/chromium";
+
+/**
+ * `qdebug analyze` writes report.html: opened in headless Chromium with the
+ * network off, every chart must render, the console must stay clean, and the
+ * layer picker must change the linked views.
+ */
+describe("report.html in headless Chromium", function () {
+  this.timeout(180000);
+  let dir: string;
+  let browser: Browser;
+
+  before(async () => {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash scripts/install-test-deps.sh\` (Debian's chromium)`);
+    await setupBackend();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-report-"));
+    const model = buildBlockModel();
+    randomizeWeights(model, 4);
+    const modelPath = await saveModel(model, path.join(dir, "block"));
+    model.dispose();
+    const x = tf.randomUniform([48, 8, 8, 3], 0, 1, "float32", 8);
+    writeNpy(path.join(dir, "x.npy"), x.dataSync() as Float32Array, x.shape);
+    x.dispose();
+    const code = await main(["analyze", modelPath, "--data", path.join(dir, "x.npy"), "--out", path.join(dir, "out"), "--w-bits", "4", "--metric", "sqnr"], () => {});
+    assert.equal(code, 0);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("is self-contained: no external script, style or data reference", () => {
+    const html = fs.readFileSync(path.join(dir, "out", "report.html"), "utf8");
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=|"url"\s*:/);
+    for (const step of ["1. FP32 sanity check", "2. Weights or activations?", "3. Per-layer analysis", "4. Per-layer error", "5. Visualize layers"]) assert.ok(html.includes(step), step);
+  });
+
+  it("renders every chart offline with no console error, and the layer picker drives the linked views", async () => {
+    const context = await browser.newContext({ offline: true });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`file://${path.join(dir, "out", "report.html")}`);
+    await page.evaluate(() => (globalThis as unknown as { qdebugCharts: Promise<unknown> }).qdebugCharts.then(() => true));
+    const marks = await page.$$eval(".chart", (charts) => charts.map((c) => c.querySelectorAll("svg .role-mark > *").length));
+    assert.equal(marks.length, 7, "seven views");
+    marks.forEach((n, i) => assert.ok(n > 0, `chart ${i} drew no marks`));
+    assert.deepEqual(errors, []);
+
+    // The layer explorer: pick another layer, and both linked views redraw.
+    const explorer = page.locator(".chart", { has: page.locator("select") }).first();
+    const before = await explorer.locator("svg").innerHTML();
+    const options = await explorer.locator("select option").allTextContents();
+    const current = await explorer.locator("select").inputValue();
+    const other = options.find((o) => o !== current && o === "dw") ?? options.find((o) => o !== current)!;
+    await explorer.locator("select").selectOption(other);
+    await page.waitForTimeout(300);
+    const after = await explorer.locator("svg").innerHTML();
+    assert.notEqual(after, before, "the linked views changed");
+    const boxes = await explorer.locator("svg .role-mark").first().locator("> *").count();
+    assert.ok(boxes > 0);
+    // The bit-width slider redraws the grid.
+    const slider = page.locator("input[type=range]").last();
+    const gridBefore = await page.locator(".chart").last().locator("svg").innerHTML();
+    await slider.fill("2");
+    await slider.dispatchEvent("input");
+    await page.waitForTimeout(300);
+    assert.notEqual(await page.locator(".chart").last().locator("svg").innerHTML(), gridBefore, "the bit-width slider redrew the grid");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
