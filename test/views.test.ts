@@ -14,6 +14,7 @@ import { weightChannelStats } from "../src/analysis/weight-channels";
 import { activationHistograms } from "../src/analysis/histograms";
 import { activationAxes } from "../src/analysis/activation-axes";
 import { renderSvg } from "../src/display/render";
+import { mimeBundle } from "../src/display/bundle";
 import { View } from "../widgets/spec";
 import { sanityView } from "../widgets/sanity-view";
 import { splitView } from "../widgets/split-view";
@@ -78,6 +79,15 @@ describe("views", () => {
       assert.ok(marks > 5, `${name}: only ${marks} marks drawn`);
     });
   }
+
+  it("the notebook bundle carries Vega-Lite, SVG, a real PNG and text, and no HTML", async () => {
+    const bundle = await mimeBundle(views.get("sweeps")!, "reading");
+    assert.deepEqual(Object.keys(bundle.data).sort(), ["application/vnd.vegalite.v5+json", "image/png", "image/svg+xml", "text/plain"]);
+    const png = Buffer.from(bundle.data["image/png"] as string, "base64");
+    assert.equal(png.subarray(1, 4).toString("latin1"), "PNG");
+    const size = bundle.metadata["image/png"] as { width: number; height: number };
+    assert.ok(size.width > 300 && size.height > 100, JSON.stringify(size));
+  });
 
   it("widgets are Vega-Lite params bound to inputs: threshold slider, layer and quantizer pickers", () => {
     const param = (name: string) => (views.get(name) as unknown as { params: { name: string; bind: { input: string } }[] }).params[0];
