@@ -12,6 +12,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { useBackend } from "../src/backend";
+import { mulberry32 } from "../src/quant/fake-quant-kernel";
 import { registerFastBatchNormGradient, registerWasmGradientKernels } from "../src/train/wasm-gradient-kernels";
 
 const SEED = 20261126;
@@ -19,18 +20,6 @@ const SEED = 20261126;
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
-
-/** mulberry32: a tiny seeded PRNG for the shuffle. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function readIdx(file: string, header: number): Uint8Array {

@@ -8,8 +8,6 @@ import { layerErrorView } from "../../widgets/layer-error-view";
 import { rangesView } from "../../widgets/ranges-view";
 import { layerExplorerView } from "../../widgets/layer-explorer-view";
 import { bitwidthView } from "../../widgets/bitwidth-view";
-import { useBackend } from "../backend";
-import { toDataset } from "../data/dataset";
 import { takeExamples } from "../data/take";
 import { activationHistograms } from "../analysis/histograms";
 import { layerError } from "../analysis/layer-error";
@@ -19,13 +17,12 @@ import { weightChannelStats } from "../analysis/weight-channels";
 import { weightsVsActivations } from "../analysis/weights-vs-activations";
 import { writeResults } from "../analysis/export";
 import { metricName } from "../eval/metric";
-import { loadGraph } from "../graph/load-model";
 import { terminalProgress } from "../progress";
 import { writeEncodings } from "../quant/aimet-encodings";
 import { QuantSim } from "../quant/quantsim";
 import { fp32SanityCheck } from "../quant/sanity-check";
 import { numberFlag, parseArgs } from "./args";
-import { configFromArgs, QUANT_FLAGS } from "./quantize";
+import { prepareQuantRun, QUANT_FLAGS } from "./quant-run";
 import { textTable } from "./table";
 
 export const ANALYZE_USAGE = `qdebug analyze <model.json> --data <data> --out <dir> [quantization options as for quantize]
@@ -38,25 +35,13 @@ export const ANALYZE_USAGE = `qdebug analyze <model.json> --data <data> --out <d
 
 export async function analyze(argv: readonly string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, { boolean: QUANT_FLAGS.boolean, value: [...QUANT_FLAGS.value, "metric", "granularity", "eval"] });
-  if (args.positionals.length !== 1) throw new Error(`analyze needs one model path\n${ANALYZE_USAGE}`);
-  for (const required of ["data", "out"]) if (!args.flags.has(required)) throw new Error(`analyze needs --${required}\n${ANALYZE_USAGE}`);
   const granularity = String(args.flags.get("granularity") ?? "layer");
   if (granularity !== "layer" && granularity !== "quantizer") throw new Error(`invalid granularity: "${granularity}" (expected layer or quantizer)`);
-  const backend = await useBackend(args.flags.get("backend") as string | undefined);
-  const outDir = String(args.flags.get("out"));
-  const config = configFromArgs(args);
-  const graph = await loadGraph(args.positionals[0]);
+  const { backend, graph, config, uncalibrated, data: all, calibration, outDir } = await prepareQuantRun("analyze", args, ANALYZE_USAGE);
   const progress = terminalProgress();
   let sim: QuantSim | undefined;
   try {
-    const uncalibrated = QuantSim.create(graph, config);
-    const all = toDataset(String(args.flags.get("data")), {
-      batchSize: numberFlag(args, "batch-size", 32),
-      labels: args.flags.get("labels") as string | undefined,
-      inputSpecs: graph.inputSpecs,
-    });
     const data = args.flags.has("eval") ? takeExamples(all, numberFlag(args, "eval", 0)) : all;
-    const calibration = takeExamples(all, numberFlag(args, "calib", 500));
     let metric = args.flags.has("metric") ? metricName(args.flags.get("metric")) : undefined;
     if (!metric) {
       // Accuracy when the data has class labels, else agreement with FP32.

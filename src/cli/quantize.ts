@@ -1,16 +1,12 @@
 import * as fs from "fs";
 import * as path from "path";
-import { useBackend } from "../backend";
-import { toDataset } from "../data/dataset";
-import { takeExamples } from "../data/take";
 import { compareWithFp32 } from "../eval/side-by-side";
-import { loadGraph } from "../graph/load-model";
 import { terminalProgress } from "../progress";
 import { writeEncodings } from "../quant/aimet-encodings";
 import { QuantSim } from "../quant/quantsim";
 import { fp32SanityCheck } from "../quant/sanity-check";
-import { QuantSimConfig, RangeMethod, readConfigFile } from "../quant/settings";
-import { numberFlag, parseArgs, ParsedArgs } from "./args";
+import { parseArgs } from "./args";
+import { prepareQuantRun, QUANT_FLAGS } from "./quant-run";
 import { textTable } from "./table";
 
 export const QUANTIZE_USAGE = `qdebug quantize <model.json> --data <data> --out <dir> [options]
@@ -26,43 +22,14 @@ export const QUANTIZE_USAGE = `qdebug quantize <model.json> --data <data> --out 
   --calib N     calibrate on the first N examples (default 500); evaluation uses all
   --batch-size N (default 32)   --backend wasm|cpu|tensorflow`;
 
-/** Quantization options shared by the quantize and analyze commands. */
-export const QUANT_FLAGS = { boolean: ["per-channel"], value: ["data", "labels", "w-bits", "a-bits", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out"] };
-
-export function configFromArgs(args: ParsedArgs): QuantSimConfig {
-  const base: QuantSimConfig = args.flags.has("config") ? readConfigFile(String(args.flags.get("config"))) : {};
-  const weights = { ...base.weights };
-  const activations = { ...base.activations };
-  if (args.flags.has("w-bits")) weights.bitwidth = numberFlag(args, "w-bits", 8);
-  if (args.flags.has("a-bits")) activations.bitwidth = numberFlag(args, "a-bits", 8);
-  if (args.flags.has("per-channel")) weights.perChannel = true;
-  // Checked with the other settings when the simulation is created.
-  if (args.flags.has("scheme")) activations.rangeMethod = String(args.flags.get("scheme")) as RangeMethod;
-  if (args.flags.has("percentile")) activations.percentile = numberFlag(args, "percentile", 99.99);
-  return { ...base, weights, activations };
-}
-
 const pct = (v: number | null) => (v === null ? "-" : `${(100 * v).toFixed(2)} %`);
 
 export async function quantize(argv: readonly string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, QUANT_FLAGS);
-  if (args.positionals.length !== 1) throw new Error(`quantize needs one model path\n${QUANTIZE_USAGE}`);
-  for (const required of ["data", "out"]) if (!args.flags.has(required)) throw new Error(`quantize needs --${required}\n${QUANTIZE_USAGE}`);
-  const backend = await useBackend(args.flags.get("backend") as string | undefined);
-  const outDir = String(args.flags.get("out"));
-  const config = configFromArgs(args);
-  const graph = await loadGraph(args.positionals[0]);
+  const { backend, graph, config, uncalibrated, data, calibration, outDir } = await prepareQuantRun("quantize", args, QUANTIZE_USAGE);
   const progress = terminalProgress();
   let sim: QuantSim | undefined;
   try {
-    // Settings are checked before any data is read.
-    const uncalibrated = QuantSim.create(graph, config);
-    const data = toDataset(String(args.flags.get("data")), {
-      batchSize: numberFlag(args, "batch-size", 32),
-      labels: args.flags.get("labels") as string | undefined,
-      inputSpecs: graph.inputSpecs,
-    });
-    const calibration = takeExamples(data, numberFlag(args, "calib", 500));
     out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}`);
     sim = await uncalibrated.calibrate(calibration, { onProgress: progress });
     out(`calibrated ${sim.sites.length} quantizers on ${calibration.name}`);

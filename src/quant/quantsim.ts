@@ -145,24 +145,22 @@ export class QuantSim {
 
   /** Runs one batch through the simulation; the caller owns the returned tensors. */
   forward(inputs: GraphInputs, options: Omit<ForwardOptions, "params"> = {}): tf.Tensor[] {
-    const quantize = this.activationHook();
-    const user = options.hook;
-    const hook: NodeHook = user ? (node, out) => {
-      const q = quantize(node, out) ?? out;
-      return user(node, q) ?? q;
-    } : quantize;
-    return forward(this.graph, inputs, { ...options, params: this.paramsOverride(), hook });
+    return forward(this.graph, inputs, { ...options, params: this.paramsOverride(), hook: this.hookWith(options.hook) });
   }
 
   /** Runs the simulation over a dataset, batch by batch (see runDataset). */
   run(data: Dataset, options: Omit<RunDatasetOptions, "params"> = {}): Promise<RunSummary> {
+    return runDataset(this.graph, data, { ...options, params: this.paramsOverride(), hook: this.hookWith(options.hook) });
+  }
+
+  /** The activation quantizers' hook, then the caller's (which sees quantized outputs). */
+  private hookWith(user: NodeHook | undefined): NodeHook {
     const quantize = this.activationHook();
-    const user = options.hook;
-    const hook: NodeHook = user ? (node, out) => {
+    if (!user) return quantize;
+    return (node, out) => {
       const q = quantize(node, out) ?? out;
       return user(node, q) ?? q;
-    } : quantize;
-    return runDataset(this.graph, data, { ...options, params: this.paramsOverride(), hook });
+    };
   }
 
   /** Frees the quantized weights this simulation made (the graph stays). */

@@ -1,0 +1,62 @@
+import { BackendInfo, useBackend } from "../backend";
+import { toDataset } from "../data/dataset";
+import { takeExamples } from "../data/take";
+import { Dataset } from "../data/types";
+import { Graph } from "../graph/graph";
+import { loadGraph } from "../graph/load-model";
+import { QuantSim } from "../quant/quantsim";
+import { QuantSimConfig, RangeMethod, readConfigFile } from "../quant/settings";
+import { numberFlag, ParsedArgs } from "./args";
+
+/** Quantization options shared by the quantize and analyze commands. */
+export const QUANT_FLAGS = { boolean: ["per-channel"], value: ["data", "labels", "w-bits", "a-bits", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out"] };
+
+export function configFromArgs(args: ParsedArgs): QuantSimConfig {
+  const base: QuantSimConfig = args.flags.has("config") ? readConfigFile(String(args.flags.get("config"))) : {};
+  const weights = { ...base.weights };
+  const activations = { ...base.activations };
+  if (args.flags.has("w-bits")) weights.bitwidth = numberFlag(args, "w-bits", 8);
+  if (args.flags.has("a-bits")) activations.bitwidth = numberFlag(args, "a-bits", 8);
+  if (args.flags.has("per-channel")) weights.perChannel = true;
+  // Checked with the other settings when the simulation is created.
+  if (args.flags.has("scheme")) activations.rangeMethod = String(args.flags.get("scheme")) as RangeMethod;
+  if (args.flags.has("percentile")) activations.percentile = numberFlag(args, "percentile", 99.99);
+  return { ...base, weights, activations };
+}
+
+/** What both commands start from: backend, graph, a checked simulation, the data and its calibration slice. */
+export interface QuantRun {
+  backend: BackendInfo;
+  graph: Graph;
+  config: QuantSimConfig;
+  uncalibrated: QuantSim;
+  data: Dataset;
+  calibration: Dataset;
+  outDir: string;
+}
+
+/**
+ * Validates the shared options (required ones, then the quantization settings,
+ * before any data is read) and loads the model and data. The caller disposes
+ * `graph` when done.
+ */
+export async function prepareQuantRun(command: string, args: ParsedArgs, usage: string): Promise<QuantRun> {
+  if (args.positionals.length !== 1) throw new Error(`${command} needs one model path\n${usage}`);
+  for (const required of ["data", "out"]) if (!args.flags.has(required)) throw new Error(`${command} needs --${required}\n${usage}`);
+  const backend = await useBackend(args.flags.get("backend") as string | undefined);
+  const config = configFromArgs(args);
+  const graph = await loadGraph(args.positionals[0]);
+  try {
+    const uncalibrated = QuantSim.create(graph, config);
+    const data = toDataset(String(args.flags.get("data")), {
+      batchSize: numberFlag(args, "batch-size", 32),
+      labels: args.flags.get("labels") as string | undefined,
+      inputSpecs: graph.inputSpecs,
+    });
+    const calibration = takeExamples(data, numberFlag(args, "calib", 500));
+    return { backend, graph, config, uncalibrated, data, calibration, outDir: String(args.flags.get("out")) };
+  } catch (err) {
+    graph.dispose();
+    throw err;
+  }
+}
