@@ -68,3 +68,5 @@ export { layerExplorerView } from "../widgets/layer-explorer-view";
 export { bitwidthView } from "../widgets/bitwidth-view";
 export { buildReport } from "./report/report";
 export type { ReportSection } from "./report/report";
+export { foldBatchNorms } from "./fix/fold-batch-norm";
+export type { FoldResult } from "./fix/fold-batch-norm";

@@ -1,0 +1,64 @@
+import { strict as assert } from "assert";
+import * as tf from "@tensorflow/tfjs";
+import { foldBatchNorms } from "../src/fix/fold-batch-norm";
+import { loadGraph } from "../src/graph/load-model";
+import { importLayersModel } from "../src/graph/import-layers";
+import { forward } from "../src/runner/forward";
+import { EXAMPLE_MODEL, buildZooModel, nsfwjsMobileNetV2 } from "./fixtures/models";
+import { assertNoLeak, randomizeWeights, setupBackend } from "./helpers";
+
+function maxRelDiff(a: tf.Tensor[], b: tf.Tensor[]): number {
+  return Math.max(...a.map((t, i) => tf.tidy(() => tf.max(tf.abs(tf.sub(t, b[i]))).dataSync()[0] / tf.max(tf.abs(b[i])).dataSync()[0])));
+}
+
+describe("BatchNorm folding", () => {
+  before(setupBackend);
+
+  it("folds every conv/depthwise → BN pair of the example model; FP32 outputs unchanged", async () => {
+    const graph = await loadGraph(EXAMPLE_MODEL);
+    const x = tf.randomUniform([4, 28, 28, 1], 0, 1, "float32", 3);
+    const r = foldBatchNorms(graph);
+    const folded = forward(r.graph, x);
+    const original = forward(graph, x);
+    const result = { bn: r.graph.nodes.filter((n) => n.op === "batchNorm").length, folded: r.folded.length, nodes: r.graph.nodes.length, diff: maxRelDiff(folded, original) };
+    tf.dispose([...folded, ...original]);
+    r.graph.dispose();
+    assert.equal(result.bn, 0, "no BatchNorm left");
+    assert.equal(result.folded, 17);
+    assert.equal(result.nodes, graph.nodes.length - 17);
+    assert.ok(result.diff <= 1e-5, `rel diff ${result.diff}`);
+    x.dispose();
+    graph.dispose();
+  });
+
+  it("leaves the source graph intact and leaks nothing", async () => {
+    const graph = await loadGraph(EXAMPLE_MODEL);
+    const before = graph.nodes.length;
+    await assertNoLeak("fold + dispose", () => foldBatchNorms(graph).graph.dispose());
+    assert.equal(graph.nodes.length, before);
+    assert.ok(graph.nodes.some((n) => n.op === "batchNorm"));
+    graph.dispose();
+  });
+
+  it("on MobileNetV2 (nsfwjs) and a model with every layer kind: same outputs, BNs after activations kept", async () => {
+    for (const load of [() => loadGraph(nsfwjsMobileNetV2()), async () => {
+      const m = buildZooModel();
+      randomizeWeights(m, 3);
+      const g = importLayersModel(m);
+      m.dispose();
+      return g;
+    }]) {
+      const graph = await load();
+      const r = foldBatchNorms(graph);
+      const inputs = graph.inputSpecs.map((s, i) => (s.dtype === "int32" ? tf.randomUniform([2, ...s.shape.slice(1).map((d) => d ?? 16)] as number[], 0, 20, "int32", i) : tf.randomUniform([2, ...s.shape.slice(1).map((d) => d ?? 16)] as number[], -1, 1, "float32", i)));
+      const a = forward(r.graph, inputs);
+      const b = forward(graph, inputs);
+      assert.ok(maxRelDiff(a, b) <= 1e-5, `${graph.name}: ${maxRelDiff(a, b)}`);
+      if (graph.name === "zoo") assert.deepEqual(r.folded, [], "bn_a follows a conv with a fused ReLU: not foldable");
+      else assert.equal(r.graph.nodes.filter((n) => n.op === "batchNorm").length, 0);
+      tf.dispose([...a, ...b, ...inputs]);
+      r.graph.dispose();
+      graph.dispose();
+    }
+  });
+});
