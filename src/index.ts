@@ -70,3 +70,5 @@ export { buildReport } from "./report/report";
 export type { ReportSection } from "./report/report";
 export { foldBatchNorms } from "./fix/fold-batch-norm";
 export type { FoldResult } from "./fix/fold-batch-norm";
+export { crossLayerEqualization } from "./fix/cross-layer-equalization";
+export type { CleResult } from "./fix/cross-layer-equalization";

@@ -1,0 +1,116 @@
+import * as tf from "@tensorflow/tfjs";
+import { Graph } from "../graph/graph";
+import { GraphNode, Params } from "../graph/types";
+
+/** Where output channels (of the first layer) and input channels (of the second) lie in each kernel. */
+const LAYERS: Record<string, { param: string; outAxis: number; inAxis: number }> = {
+  conv2d: { param: "kernel", outAxis: 3, inAxis: 2 },
+  conv1d: { param: "kernel", outAxis: 2, inAxis: 1 },
+  dense: { param: "kernel", outAxis: 1, inAxis: 0 },
+  // Depthwise with multiplier 1: channel c in is channel c out.
+  depthwiseConv2d: { param: "depthwise_kernel", outAxis: 2, inAxis: 2 },
+};
+
+export interface CleResult {
+  graph: Graph;
+  /** Equalized pairs, in the order they are scaled in each pass. */
+  pairs: { first: string; second: string }[];
+  /** ReLU6 activations turned into ReLU (ReLU6 does not commute with scaling). */
+  relu6Replaced: string[];
+  /** Passes over all pairs (the equalization of chained pairs converges over a few). */
+  iterations: number;
+}
+
+const scalable = (n: GraphNode) =>
+  LAYERS[n.op] !== undefined && !(n.op === "depthwiseConv2d" && n.params.depthwise_kernel.shape[3] !== 1);
+const positiveHomogeneous = (n: GraphNode) => n.op === "activation" && n.attrs.fn === "relu";
+
+/** Pairs W1 → [ReLU/ReLU6] → W2 where W1's output reaches only W2 (no residual branch in between). */
+function findPairs(graph: Graph): { first: GraphNode; act?: GraphNode; second: GraphNode }[] {
+  const pairs: { first: GraphNode; act?: GraphNode; second: GraphNode }[] = [];
+  for (const first of graph.nodes) {
+    if (!scalable(first) || graph.outputs.includes(first.name)) continue;
+    const fused = first.attrs.activation as string;
+    if (fused !== "linear" && fused !== "relu") continue;
+    let next = graph.consumers(first.name);
+    let act: GraphNode | undefined;
+    if (next.length === 1 && positiveHomogeneous(next[0]) && fused === "linear" && !graph.outputs.includes(next[0].name)) {
+      act = next[0];
+      next = graph.consumers(act.name);
+    }
+    if (next.length === 1 && scalable(next[0]) && next[0].inputs.length === 1) pairs.push({ first, act, second: next[0] });
+  }
+  return pairs;
+}
+
+/** Per-channel max |w| along `axis`. */
+function channelRanges(t: tf.Tensor, axis: number): Float32Array {
+  return tf.tidy(() => {
+    const axes = t.shape.map((_, i) => i).filter((i) => i !== axis);
+    return tf.max(tf.abs(t), axes).dataSync() as Float32Array;
+  });
+}
+
+function broadcastShape(rank: number, axis: number, n: number): number[] {
+  return Array.from({ length: rank }, (_, i) => (i === axis ? n : 1));
+}
+
+/**
+ * Cross-layer equalization (Nagel et al., "Data-Free Quantization", 2019): for
+ * consecutive layers joined by a ReLU, scale output channel i of the first by
+ * 1/s_i and input channel i of the second by s_i, with s_i = sqrt(r1_i / r2_i),
+ * so both get the range sqrt(r1_i · r2_i) and per-tensor weight grids fit all
+ * channels better. ReLU(x/s) = ReLU(x)/s, so the FP32 function is unchanged —
+ * except that ReLU6 does not commute with scaling: ReLU6 layers inside a pair
+ * become ReLU (listed in the result). Conv → depthwise → conv triples are
+ * equalized by repeating over the pairs. Run it on a graph with BatchNorm folded.
+ */
+export function crossLayerEqualization(source: Graph, options: { iterations?: number } = {}): CleResult {
+  const iterations = options.iterations ?? 4;
+  // Work on copies: the source graph stays as it was.
+  const params = new Map(source.nodes.map((n) => [n.name, Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])) as Params]));
+  const attrs = new Map(source.nodes.map((n) => [n.name, { ...n.attrs }]));
+  const relu6Replaced: string[] = [];
+  const pairs = findPairs(source);
+  if (pairs.length === 0) {
+    for (const p of params.values()) tf.dispose(Object.values(p));
+    throw new Error(`cross-layer equalization found no layer pair to scale in "${source.name}" (it needs conv/dense/depthwise layers joined directly or by a ReLU, with no other reader in between; fold BatchNorm first)`);
+  }
+  for (const { act } of pairs) {
+    if (act && act.attrs.maxValue != null) {
+      attrs.get(act.name)!.maxValue = null;
+      relu6Replaced.push(act.name);
+    }
+  }
+  for (let it = 0; it < iterations; it++) {
+    for (const { first, second } of pairs) {
+      const a = LAYERS[first.op];
+      const b = LAYERS[second.op];
+      const p1 = params.get(first.name)!;
+      const p2 = params.get(second.name)!;
+      const r1 = channelRanges(p1[a.param], a.outAxis);
+      const r2 = channelRanges(p2[b.param], b.inAxis);
+      if (r1.length !== r2.length) throw new Error(`cannot equalize "${first.name}" → "${second.name}": ${r1.length} output channels feed ${r2.length} input channels`);
+      // Channels that are all zero on either side keep scale 1.
+      const s = Array.from(r1, (v, i) => (v > 0 && r2[i] > 0 ? Math.sqrt(v / r2[i]) : 1));
+      const scaled1 = tf.tidy(() => tf.div(p1[a.param], tf.tensor(s, broadcastShape(p1[a.param].rank, a.outAxis, s.length))));
+      const scaled2 = tf.tidy(() => tf.mul(p2[b.param], tf.tensor(s, broadcastShape(p2[b.param].rank, b.inAxis, s.length))));
+      p1[a.param].dispose();
+      p2[b.param].dispose();
+      p1[a.param] = scaled1;
+      p2[b.param] = scaled2;
+      if (p1.bias) {
+        const bias = tf.tidy(() => tf.div(p1.bias, tf.tensor1d(s)));
+        p1.bias.dispose();
+        p1.bias = bias;
+      }
+    }
+  }
+  const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
+  return {
+    graph: new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] }),
+    pairs: pairs.map((p) => ({ first: p.first.name, second: p.second.name })),
+    relu6Replaced,
+    iterations,
+  };
+}

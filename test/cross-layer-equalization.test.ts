@@ -1,0 +1,74 @@
+import { strict as assert } from "assert";
+import * as tf from "@tensorflow/tfjs";
+import { crossLayerEqualization } from "../src/fix/cross-layer-equalization";
+import { foldBatchNorms } from "../src/fix/fold-batch-norm";
+import { Graph } from "../src/graph/graph";
+import { importLayersModel } from "../src/graph/import-layers";
+import { loadGraph } from "../src/graph/load-model";
+import { forward } from "../src/runner/forward";
+import { EXAMPLE_MODEL } from "./fixtures/models";
+import { buildOutlierModel } from "./fixtures/small-models";
+import { assertNoLeak, setupBackend } from "./helpers";
+
+const relDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] / tf.max(tf.abs(b)).dataSync()[0]);
+
+describe("cross-layer equalization", () => {
+  before(setupBackend);
+
+  it("equalizes the outlier channel away: same FP32 function, equal channel ranges across each pair", async () => {
+    const model = buildOutlierModel();
+    const graph = importLayersModel(model);
+    model.dispose();
+    const x = tf.randomNormal([16, 8], 0, 1, "float32", 4);
+    await assertNoLeak("CLE + dispose", () => {
+      const r = crossLayerEqualization(graph);
+      assert.deepEqual(r.pairs, [{ first: "d1", second: "d2" }, { first: "d2", second: "d3" }, { first: "d3", second: "logits" }]);
+      assert.deepEqual(r.relu6Replaced, []);
+      const [a] = forward(r.graph, x);
+      const [b] = forward(graph, x);
+      assert.ok(relDiff(a, b) < 1e-5, `FP32 changed by ${relDiff(a, b)}`);
+      // d2's outlier output channel 3 (50x) is no longer 50x the others.
+      const ratio = (g: Graph) => tf.tidy(() => {
+        const r2 = tf.max(tf.abs(g.node("d2").params.kernel), 0).dataSync();
+        return Math.max(...r2) / Math.min(...r2);
+      });
+      assert.ok(ratio(r.graph) < ratio(graph) / 5, `channel-range ratio ${ratio(graph)} -> ${ratio(r.graph)}`);
+      tf.dispose([a, b]);
+      r.graph.dispose();
+    });
+    x.dispose();
+    graph.dispose();
+  });
+
+  it("on the example model (BatchNorm folded) replaces the ReLU6s inside pairs and keeps that function", async () => {
+    const original = await loadGraph(EXAMPLE_MODEL);
+    const { graph } = foldBatchNorms(original);
+    original.dispose();
+    const r = crossLayerEqualization(graph);
+    assert.equal(r.pairs.length, 10);
+    assert.equal(r.relu6Replaced.length, 10);
+    assert.ok(r.relu6Replaced.every((name) => r.graph.node(name).attrs.maxValue === null));
+    // The reference: the same graph with the same ReLU6s made ReLU, no scaling.
+    const reluGraph = new Graph({
+      name: graph.name,
+      nodes: graph.nodes.map((n) => (r.relu6Replaced.includes(n.name) ? { ...n, attrs: { ...n.attrs, maxValue: null } } : n)),
+      inputs: [...graph.inputs],
+      outputs: [...graph.outputs],
+    });
+    const x = tf.randomUniform([8, 28, 28, 1], 0, 1, "float32", 1);
+    const [a] = forward(r.graph, x);
+    const [b] = forward(reluGraph, x);
+    assert.ok(relDiff(a, b) < 1e-5, `${relDiff(a, b)}`);
+    tf.dispose([a, b, x]);
+    r.graph.dispose();
+    graph.dispose();
+  });
+
+  it("says why when there is nothing to equalize", () => {
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [4], name: "only" })] });
+    const graph = importLayersModel(model);
+    model.dispose();
+    assert.throws(() => crossLayerEqualization(graph), /found no layer pair to scale/);
+    graph.dispose();
+  });
+});
