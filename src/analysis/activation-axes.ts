@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
-import { checkedBatches } from "../data/validate";
 import { Dataset } from "../data/types";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
+import { forEachBatch } from "../runner/for-each-batch";
 import { forward } from "../runner/forward";
 
 /** Statistics of one slice of an activation (one channel, one token or one embedding dimension). */
@@ -59,34 +59,25 @@ export async function activationAxes(graph: Graph, data: Dataset, options: { nod
   const wanted = new Set(options.nodes ?? graph.nodes.filter((n) => n.outputShape.length >= 2 && !(n.op === "input" && n.attrs.dtype === "int32")).map((n) => n.name));
   for (const name of wanted) graph.node(name);
   const acc = new Map<string, { axis: AxisStatsRow["axis"]; acc: AxisAccumulator; inner: (shape: number[]) => number }[]>();
-  const start = Date.now();
-  let examples = 0;
-  for await (const batch of checkedBatches(data, graph.inputSpecs)) {
-    try {
-      const outputs = forward(graph, batch.inputs, {
-        hook: (node, out) => {
-          if (!wanted.has(node.name)) return;
-          if (!acc.has(node.name)) {
-            const last = out.shape[out.rank - 1] as number;
-            acc.set(node.name, out.rank === 3
-              ? [
-                  { axis: "token", acc: new AxisAccumulator(out.shape[1] as number), inner: (s) => s[2] },
-                  { axis: "embedding", acc: new AxisAccumulator(last), inner: () => 1 },
-                ]
-              : [{ axis: "channel", acc: new AxisAccumulator(last), inner: () => 1 }]);
-          }
-          const values = out.dataSync();
-          for (const a of acc.get(node.name)!) a.acc.add(values, a.inner(out.shape));
-        },
-      });
-      tf.dispose(outputs);
-    } finally {
-      tf.dispose(batch.inputs);
-      batch.labels?.dispose();
-    }
-    examples += batch.inputs[0].shape[0];
-    options.onProgress?.({ task: "activation statistics", done: examples, total: data.size, unit: "examples", elapsedMs: Date.now() - start });
-  }
+  await forEachBatch(graph, data, { task: "activation statistics", onProgress: options.onProgress }, (batch) => {
+    const outputs = forward(graph, batch.inputs, {
+      hook: (node, out) => {
+        if (!wanted.has(node.name)) return;
+        if (!acc.has(node.name)) {
+          const last = out.shape[out.rank - 1] as number;
+          acc.set(node.name, out.rank === 3
+            ? [
+                { axis: "token", acc: new AxisAccumulator(out.shape[1] as number), inner: (s) => s[2] },
+                { axis: "embedding", acc: new AxisAccumulator(last), inner: () => 1 },
+              ]
+            : [{ axis: "channel", acc: new AxisAccumulator(last), inner: () => 1 }]);
+        }
+        const values = out.dataSync();
+        for (const a of acc.get(node.name)!) a.acc.add(values, a.inner(out.shape));
+      },
+    });
+    tf.dispose(outputs);
+  });
   const rows: AxisStatsRow[] = [];
   const outliers: ActivationAxesResult["outliers"] = [];
   for (const [node, list] of acc) {

@@ -1,10 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
-import { checkedBatches } from "../data/validate";
 import { Dataset } from "../data/types";
 import { Encoding } from "../quant/encoding";
 import { ProgressFn } from "../progress";
 import { QuantSim } from "../quant/quantsim";
-import { forward } from "../runner/forward";
+import { forEachBatch } from "../runner/for-each-batch";
+import { forwardKeepingAll, unchangedBy } from "../runner/intermediates";
 import { descendants } from "./score-variants";
 import { onlyEnabled } from "./variants";
 
@@ -80,28 +80,22 @@ export async function layerError(sim: QuantSim, data: Dataset, options: { onProg
   const local = new Map([...byNode.keys()].map((n) => [n, new ErrorSum()]));
   // A copy, so that the caller's simulation is left as it was (no cached quantized weights).
   const whole = sim.with({});
-  const start = Date.now();
-  let examples = 0;
+  let examples: number;
   try {
-    for await (const batch of checkedBatches(data, graph.inputSpecs)) {
-      const cache = new Map<string, tf.Tensor>();
+    ({ examples } = await forEachBatch(graph, data, { task: "per-layer error", onProgress: options.onProgress }, (batch) => {
+      const { outputs, all } = forwardKeepingAll(graph, batch.inputs);
       try {
-        tf.dispose(forward(graph, batch.inputs, { hook: (node, out) => void cache.set(node.name, tf.keep(out.clone())) }));
-        tf.dispose(whole.forward(batch.inputs, { hook: (node, out) => void propagated.get(node.name)?.add(out, cache.get(node.name)!) }));
+        tf.dispose(outputs);
+        tf.dispose(whole.forward(batch.inputs, { hook: (node, out) => void propagated.get(node.name)?.add(out, all.get(node.name)!) }));
         for (const [node, l] of locals) {
-          const cached = new Map([...cache].filter(([name]) => !l.changed.has(name)));
-          const [out] = l.sim.forward(batch.inputs, { outputs: [node], cached });
-          local.get(node)!.add(out, cache.get(node)!);
+          const [out] = l.sim.forward(batch.inputs, { outputs: [node], cached: unchangedBy(all, l.changed) });
+          local.get(node)!.add(out, all.get(node)!);
           out.dispose();
         }
       } finally {
-        tf.dispose([...cache.values()]);
-        tf.dispose(batch.inputs);
-        batch.labels?.dispose();
+        tf.dispose([...all.values()]);
       }
-      examples += batch.inputs[0].shape[0];
-      options.onProgress?.({ task: "per-layer error", done: examples, total: data.size, unit: "examples", elapsedMs: Date.now() - start });
-    }
+    }));
   } finally {
     for (const l of locals.values()) l.sim.dispose();
     whole.dispose();

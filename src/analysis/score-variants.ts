@@ -1,10 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
-import { checkedBatches } from "../data/validate";
 import { Dataset } from "../data/types";
 import { MetricAccumulator, MetricName } from "../eval/metric";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
+import { forEachBatch } from "../runner/for-each-batch";
 import { forward } from "../runner/forward";
+import { forwardKeepingAll, unchangedBy } from "../runner/intermediates";
 import { QuantSim } from "../quant/quantsim";
 
 /** One simulation to score, and (for the cached sweep) the nodes it quantizes first. */
@@ -40,20 +41,12 @@ export interface ScoreOptions {
 export async function scoreVariants(graph: Graph, data: Dataset, variants: readonly ScoredVariant[], options: ScoreOptions): Promise<Map<string, number>> {
   const accumulators = new Map(variants.map((v) => [v.key, new MetricAccumulator(options.metric)]));
   const downstream = options.cacheFp32 ? new Map(variants.map((v) => [v.key, descendants(graph, v.changedFrom ?? graph.inputs)])) : undefined;
-  const start = Date.now();
   let examples = 0;
-  for await (const batch of checkedBatches(data, graph.inputSpecs)) {
-    const cache = new Map<string, tf.Tensor>();
-    let reference: tf.Tensor[] = [];
+  await forEachBatch(graph, data, { task: options.task ?? "scoring", onProgress: options.onProgress }, (batch) => {
+    const { outputs: reference, all } = downstream ? forwardKeepingAll(graph, batch.inputs) : { outputs: forward(graph, batch.inputs), all: new Map<string, tf.Tensor>() };
     try {
-      reference = forward(graph, batch.inputs, options.cacheFp32 ? { hook: (node, out) => void cache.set(node.name, tf.keep(out.clone())) } : {});
       for (const v of variants) {
-        let cached: Map<string, tf.Tensor> | undefined;
-        if (downstream) {
-          const changed = downstream.get(v.key)!;
-          cached = new Map([...cache].filter(([name]) => !changed.has(name)));
-        }
-        const outputs = v.sim.forward(batch.inputs, { cached });
+        const outputs = v.sim.forward(batch.inputs, { cached: downstream ? unchangedBy(all, downstream.get(v.key)!) : undefined });
         try {
           accumulators.get(v.key)!.add(outputs, reference, batch.labels);
         } finally {
@@ -62,14 +55,11 @@ export async function scoreVariants(graph: Graph, data: Dataset, variants: reado
       }
     } finally {
       tf.dispose(reference);
-      tf.dispose([...cache.values()]);
-      tf.dispose(batch.inputs);
-      batch.labels?.dispose();
+      tf.dispose([...all.values()]);
     }
     examples += batch.inputs[0].shape[0];
-    options.onProgress?.({ task: options.task ?? "scoring", done: examples, total: data.size, unit: "examples", elapsedMs: Date.now() - start });
     options.onPartial?.(new Map([...accumulators].map(([k, a]) => [k, a.score()])), examples);
-  }
+  });
   return new Map([...accumulators].map(([k, a]) => [k, a.score()]));
 }
 

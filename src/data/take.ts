@@ -1,5 +1,4 @@
-import * as tf from "@tensorflow/tfjs";
-import { Batch, Dataset } from "./types";
+import { Batch, Dataset, disposeBatch } from "./types";
 
 /**
  * The first `count` examples of a dataset (the last batch sliced to fit), e.g.
@@ -14,8 +13,7 @@ export function takeExamples(data: Dataset, count: number): Dataset {
       let left = count;
       for await (const batch of data.batches()) {
         if (left <= 0) {
-          tf.dispose(batch.inputs);
-          batch.labels?.dispose();
+          disposeBatch(batch);
           break;
         }
         const n = batch.inputs[0].shape[0];
@@ -30,8 +28,7 @@ export function takeExamples(data: Dataset, count: number): Dataset {
           inputs: batch.inputs.map((t) => t.slice(0, keep)),
           labels: batch.labels?.slice(0, keep),
         };
-        tf.dispose(batch.inputs);
-        batch.labels?.dispose();
+        disposeBatch(batch);
         yield sliced;
       }
     },

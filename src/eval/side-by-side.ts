@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
-import { checkedBatches } from "../data/validate";
 import { Dataset } from "../data/types";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
+import { forEachBatch } from "../runner/for-each-batch";
 import { forward } from "../runner/forward";
 import { OutputComparator, OutputComparison } from "./output-comparison";
 
@@ -31,36 +31,27 @@ export async function compareWithFp32<K extends string>(
   const comparators = new Map(names.map((n) => [n, new OutputComparator()]));
   const correct = new Map<K | "fp32", number>([["fp32", 0], ...names.map((n) => [n, 0] as [K, number])]);
   let labelled = 0;
-  let examples = 0;
-  const start = Date.now();
-  for await (const batch of checkedBatches(data, graph.inputSpecs)) {
+  const { examples } = await forEachBatch(graph, data, { task: options.task ?? "compare", onProgress: options.onProgress }, (batch) => {
+    const reference = forward(graph, batch.inputs);
     try {
-      const reference = forward(graph, batch.inputs);
-      try {
-        const classLabels = batch.labels && batch.labels.rank === 1 ? batch.labels : undefined;
-        if (classLabels) {
-          labelled += classLabels.shape[0];
-          correct.set("fp32", correct.get("fp32")! + countCorrect(reference[0], classLabels));
-        }
-        for (const name of names) {
-          const outputs = variants[name](batch.inputs);
-          try {
-            comparators.get(name)!.add(outputs, reference);
-            if (classLabels) correct.set(name, correct.get(name)! + countCorrect(outputs[0], classLabels));
-          } finally {
-            tf.dispose(outputs);
-          }
-        }
-      } finally {
-        tf.dispose(reference);
+      const classLabels = batch.labels && batch.labels.rank === 1 ? batch.labels : undefined;
+      if (classLabels) {
+        labelled += classLabels.shape[0];
+        correct.set("fp32", correct.get("fp32")! + countCorrect(reference[0], classLabels));
       }
-      examples += batch.inputs[0].shape[0];
-      options.onProgress?.({ task: options.task ?? "compare", done: examples, total: data.size, unit: "examples", elapsedMs: Date.now() - start });
+      for (const name of names) {
+        const outputs = variants[name](batch.inputs);
+        try {
+          comparators.get(name)!.add(outputs, reference);
+          if (classLabels) correct.set(name, correct.get(name)! + countCorrect(outputs[0], classLabels));
+        } finally {
+          tf.dispose(outputs);
+        }
+      }
     } finally {
-      tf.dispose(batch.inputs);
-      batch.labels?.dispose();
+      tf.dispose(reference);
     }
-  }
+  });
   const accuracy = (k: K | "fp32") => (labelled > 0 ? correct.get(k)! / labelled : null);
   return {
     examples,

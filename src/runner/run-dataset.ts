@@ -1,9 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
-import { checkedBatches } from "../data/validate";
 import { Batch, Dataset } from "../data/types";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
+import { forEachBatch, RunSummary } from "./for-each-batch";
 import { forward, ForwardOptions } from "./forward";
+
+export type { RunSummary };
 
 export interface RunDatasetOptions extends ForwardOptions {
   /**
@@ -16,40 +18,18 @@ export interface RunDatasetOptions extends ForwardOptions {
   task?: string;
 }
 
-export interface RunSummary {
-  batches: number;
-  examples: number;
-  elapsedMs: number;
-}
-
 /**
  * Runs the graph over a dataset, batch by batch: each batch is validated
  * against the graph's inputs (shape, dtype, NaN), run, handed to `onBatch`,
  * then freed. An empty dataset is an error.
  */
 export async function runDataset(graph: Graph, data: Dataset, options: RunDatasetOptions = {}): Promise<RunSummary> {
-  const start = Date.now();
-  let batches = 0;
-  let examples = 0;
-  for await (const batch of checkedBatches(data, graph.inputSpecs)) {
-    let outputs: tf.Tensor[] = [];
+  return forEachBatch(graph, data, { task: options.task ?? "forward", onProgress: options.onProgress }, async (batch, index) => {
+    const outputs = forward(graph, batch.inputs, options);
     try {
-      outputs = forward(graph, batch.inputs, options);
-      await options.onBatch?.(outputs, batch, batches);
+      await options.onBatch?.(outputs, batch, index);
     } finally {
       tf.dispose(outputs);
-      tf.dispose(batch.inputs);
-      batch.labels?.dispose();
     }
-    batches += 1;
-    examples += batch.inputs[0].shape[0];
-    options.onProgress?.({
-      task: options.task ?? "forward",
-      done: examples,
-      total: data.size,
-      unit: "examples",
-      elapsedMs: Date.now() - start,
-    });
-  }
-  return { batches, examples, elapsedMs: Date.now() - start };
+  });
 }
