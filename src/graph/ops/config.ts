@@ -65,3 +65,17 @@ export function requireWeight(call: LayerCall, name: string): void {
     fail(call, "weights", `lack "${name}" (found: ${Object.keys(call.weights).join(", ") || "none"})`);
   }
 }
+
+/** Attributes of a 2-D convolution (Conv2D, DepthwiseConv2D, SeparableConv2D). */
+export interface Conv2dAttrs {
+  strides: [number, number];
+  padding: "same" | "valid";
+  dilations: [number, number];
+  activation: string;
+}
+
+/** Reads a 2-D convolution's config once; `activation` comes from the caller's activation reader. */
+export function conv2dAttrs(call: LayerCall, activation: string): Conv2dAttrs {
+  channelsLast(call);
+  return { strides: pair(call, "strides", 1), padding: padding(call), dilations: pair(call, "dilationRate", 1), activation };
+}

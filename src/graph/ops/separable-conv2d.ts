@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { registerLayer, registerOp } from "../registry";
 import { activationName, applyActivation } from "./activation";
-import { channelsLast, pair, padding, requireWeight } from "./config";
+import { conv2dAttrs, Conv2dAttrs, requireWeight } from "./config";
 
 /**
  * SeparableConv2D: a depthwise pass (depthwise_kernel [kh, kw, in, mult]) then a
@@ -10,7 +10,7 @@ import { channelsLast, pair, padding, requireWeight } from "./config";
 registerOp({
   op: "separableConv2d",
   run: (node, [x], p) => {
-    const a = node.attrs as { strides: [number, number]; padding: "same" | "valid"; dilations: [number, number]; activation: string };
+    const a = node.attrs as unknown as Conv2dAttrs;
     let y: tf.Tensor = tf.separableConv2d(
       x as tf.Tensor4D,
       p.depthwise_kernel as tf.Tensor4D,
@@ -28,12 +28,11 @@ registerOp({
 registerLayer({
   classNames: ["SeparableConv2D"],
   lower: (call) => {
-    channelsLast(call);
     requireWeight(call, "depthwise_kernel");
     requireWeight(call, "pointwise_kernel");
     return {
       op: "separableConv2d",
-      attrs: { strides: pair(call, "strides", 1), padding: padding(call), dilations: pair(call, "dilationRate", 1), activation: activationName(call) },
+      attrs: { ...conv2dAttrs(call, activationName(call)) },
       params: call.weights,
     };
   },
