@@ -1,7 +1,7 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { crossLayerEqualization } from "../src/fix/cross-layer-equalization";
-import { foldBatchNorms } from "../src/fix/fold-batch-norm";
+import { batchNormStatsOf, foldBatchNorms } from "../src/fix/fold-batch-norm";
 import { Graph } from "../src/graph/graph";
 import { importLayersModel } from "../src/graph/import-layers";
 import { loadGraph } from "../src/graph/load-model";
@@ -48,6 +48,15 @@ describe("cross-layer equalization", () => {
     assert.equal(r.pairs.length, 10);
     assert.equal(r.relu6Replaced.length, 10);
     assert.ok(r.relu6Replaced.every((name) => r.graph.node(name).attrs.maxValue === null));
+    // BatchNorm statistics follow the channels: divided by the accumulated scale of each first layer.
+    const first = r.pairs[0].first;
+    const before = batchNormStatsOf(graph.node(first))!;
+    const after = batchNormStatsOf(r.graph.node(first))!;
+    r.scales[first].forEach((s, i) => {
+      assert.ok(Math.abs(after.mean[i] - before.mean[i] / s) <= 1e-9 * Math.max(1, Math.abs(before.mean[i])), `mean ${i}`);
+      assert.ok(Math.abs(after.std[i] - before.std[i] / s) <= 1e-9 * Math.max(1, before.std[i]), `std ${i}`);
+    });
+    assert.ok(r.scales[first].some((s) => Math.abs(s - 1) > 1e-3), "some channel was rescaled");
     // The reference: the same graph with the same ReLU6s made ReLU, no scaling.
     const reluGraph = new Graph({
       name: graph.name,

@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
-import { foldBatchNorms } from "../src/fix/fold-batch-norm";
+import { batchNormStatsOf, foldBatchNorms } from "../src/fix/fold-batch-norm";
 import { loadGraph } from "../src/graph/load-model";
 import { importLayersModel } from "../src/graph/import-layers";
 import { forward } from "../src/runner/forward";
@@ -20,6 +20,13 @@ describe("BatchNorm folding", () => {
     const r = foldBatchNorms(graph);
     const folded = forward(r.graph, x);
     const original = forward(graph, x);
+    // The folded BN's description of the layer output travels with the node: mean β, std |γ|.
+    const { into, batchNorm } = r.folded[0];
+    const bn = graph.node(batchNorm);
+    const stats = batchNormStatsOf(r.graph.node(into))!;
+    assert.deepEqual(stats.mean, Array.from(bn.params.beta.dataSync()));
+    assert.deepEqual(stats.std, Array.from(bn.params.gamma.dataSync(), Math.abs));
+    assert.equal(batchNormStatsOf(graph.node(into)), undefined, "the source graph's node is unchanged");
     const result = { bn: r.graph.nodes.filter((n) => n.op === "batchNorm").length, folded: r.folded.length, nodes: r.graph.nodes.length, diff: maxRelDiff(folded, original) };
     tf.dispose([...folded, ...original]);
     r.graph.dispose();

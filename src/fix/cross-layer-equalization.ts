@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Graph } from "../graph/graph";
 import { GraphNode, Params } from "../graph/types";
+import { batchNormStatsOf } from "./fold-batch-norm";
 
 /** Where output channels (of the first layer) and input channels (of the second) lie in each kernel. */
 const LAYERS: Record<string, { param: string; outAxis: number; inAxis: number }> = {
@@ -15,6 +16,8 @@ export interface CleResult {
   graph: Graph;
   /** Equalized pairs, in the order they are scaled in each pass. */
   pairs: { first: string; second: string }[];
+  /** Per first layer of a pair: the product of its output channels' scale factors over all passes (output channel i was divided by it). */
+  scales: Record<string, number[]>;
   /** ReLU6 activations turned into ReLU (ReLU6 does not commute with scaling). */
   relu6Replaced: string[];
   /** Passes over all pairs (the equalization of chained pairs converges over a few). */
@@ -72,6 +75,7 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
   const attrs = new Map(source.nodes.map((n) => [n.name, { ...n.attrs }]));
   const relu6Replaced: string[] = [];
   const pairs = findPairs(source);
+  const scales: Record<string, number[]> = {};
   if (pairs.length === 0) {
     for (const p of params.values()) tf.dispose(Object.values(p));
     throw new Error(`cross-layer equalization found no layer pair to scale in "${source.name}" (it needs conv/dense/depthwise layers joined directly or by a ReLU, with no other reader in between; fold BatchNorm first)`);
@@ -93,6 +97,7 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
       if (r1.length !== r2.length) throw new Error(`cannot equalize "${first.name}" → "${second.name}": ${r1.length} output channels feed ${r2.length} input channels`);
       // Channels that are all zero on either side keep scale 1.
       const s = Array.from(r1, (v, i) => (v > 0 && r2[i] > 0 ? Math.sqrt(v / r2[i]) : 1));
+      scales[first.name] = (scales[first.name] ?? s.map(() => 1)).map((v, i) => v * s[i]);
       const scaled1 = tf.tidy(() => tf.div(p1[a.param], tf.tensor(s, broadcastShape(p1[a.param].rank, a.outAxis, s.length))));
       const scaled2 = tf.tidy(() => tf.mul(p2[b.param], tf.tensor(s, broadcastShape(p2[b.param].rank, b.inAxis, s.length))));
       p1[a.param].dispose();
@@ -104,12 +109,17 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
         p1.bias.dispose();
         p1.bias = bias;
       }
+      // The first layer's output channel i is now divided by s_i, and so is its BatchNorm distribution.
+      const a1 = attrs.get(first.name)!;
+      const stats = batchNormStatsOf({ ...first, attrs: a1 });
+      if (stats) a1.batchNormStats = { mean: stats.mean.map((m, i) => m / s[i]), std: stats.std.map((d, i) => d / s[i]) };
     }
   }
   const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
   return {
     graph: new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] }),
     pairs: pairs.map((p) => ({ first: p.first.name, second: p.second.name })),
+    scales,
     relu6Replaced,
     iterations,
   };

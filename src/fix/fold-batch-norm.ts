@@ -12,6 +12,21 @@ const FOLDABLE: Record<string, { param: string; channelsLast: (shape: number[]) 
   separableConv2d: { param: "pointwise_kernel", channelsLast: (s) => s },
 };
 
+/**
+ * What a folded BatchNorm said about its layer's output before any activation:
+ * per output channel, y ~ N(mean = β, std = |γ|). Kept in the folded node's
+ * `attrs.batchNormStats` for the fixes that need it without data (high-bias
+ * absorption, analytical bias correction); CLE rescales it with the channels.
+ */
+export interface BatchNormStats {
+  mean: number[];
+  std: number[];
+}
+
+export function batchNormStatsOf(node: GraphNode): BatchNormStats | undefined {
+  return node.attrs.batchNormStats as BatchNormStats | undefined;
+}
+
 export interface FoldResult {
   /** A new graph (it owns new tensors; the input graph is left as it was). */
   graph: Graph;
@@ -42,6 +57,7 @@ export function foldBatchNorms(graph: Graph): FoldResult {
       removed.set(bn.name, node.name);
       folded.push({ into: node.name, batchNorm: bn.name });
     }
+    const stats = new Map(folded.map(({ into, batchNorm }) => [into, statsOf(graph.node(batchNorm))]));
     const rename = (name: string) => removed.get(name) ?? name;
     const nodes: GraphNode[] = graph.nodes
       .filter((n) => !removed.has(n.name))
@@ -49,13 +65,20 @@ export function foldBatchNorms(graph: Graph): FoldResult {
         ...n,
         inputs: n.inputs.map(rename),
         params: newParams.get(n.name) ?? Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])),
-        attrs: { ...n.attrs },
+        attrs: stats.has(n.name) ? { ...n.attrs, batchNormStats: stats.get(n.name) } : { ...n.attrs },
       }));
     return { graph: new Graph({ name: graph.name, nodes, inputs: [...graph.inputs], outputs: graph.outputs.map(rename) }), folded };
   } catch (err) {
     for (const p of newParams.values()) tf.dispose(Object.values(p));
     throw err;
   }
+}
+
+function statsOf(bn: GraphNode): BatchNormStats {
+  const c = bn.params.moving_mean.shape[0];
+  const beta = bn.params.beta ? Array.from(bn.params.beta.dataSync()) : new Array<number>(c).fill(0);
+  const gamma = bn.params.gamma ? Array.from(bn.params.gamma.dataSync(), Math.abs) : new Array<number>(c).fill(1);
+  return { mean: beta, std: gamma };
 }
 
 function foldInto(node: GraphNode, bn: GraphNode, rule: (typeof FOLDABLE)[string]): Params {
