@@ -27,7 +27,7 @@ export { takeExamples } from "./data/take";
 export { readNpy, writeNpy } from "./data/npy";
 
 export { QuantSim } from "./quant/quantsim";
-export type { QuantizerInfo } from "./quant/quantsim";
+export type { QuantizerInfo, FrozenWeight, FixedEncodings } from "./quant/quantsim";
 export type { QuantSimConfig, QuantizerSettings, SettingsPatch, RangeMethod } from "./quant/settings";
 export { computeEncoding, encodingToAimet, encodingFromAimet, quantizeDequantizeValue } from "./quant/encoding";
 export type { Encoding, QuantScheme, AimetEncoding } from "./quant/encoding";

@@ -128,6 +128,42 @@ describe("quantization simulation", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it("frozen weights replace rounding to nearest while their bit-width holds; withGraph keeps the settings", async () => {
+    await assertNoLeak("frozen weights", async () => {
+      const sim = (await QuantSim.create(graph, { weights: { bitwidth: 4 } }).calibrate(sliceDataset(images, 8))).with({ "**.output": { enabled: false } });
+      const name = sim.sites.find((s) => s.kind === "weight")!.name;
+      const site = sim.sites.find((s) => s.name === name)!;
+      const enc = sim.encodingOf(name) as Encoding;
+      const w = graph.node(site.node).params[site.param!];
+      // Move every value one grid step up (clamped): a visibly different choice on the same grid.
+      const values = tf.tidy(() => {
+        const q = tf.clipByValue(tf.add(tf.round(tf.div(w, enc.scale)), 1), enc.offset, enc.offset + enc.numSteps);
+        return tf.mul(q, enc.scale).dataSync() as Float32Array;
+      });
+      const frozen = sim.withFrozenWeights(new Map([[name, { encoding: enc, values, shape: [...w.shape] }]]));
+      assert.ok(frozen.frozenWeightOf(name));
+      const [a] = sim.forward(images);
+      const [b] = frozen.forward(images);
+      const frozen8 = frozen.with({ [name]: { bitwidth: 8 } });
+      const sim8 = sim.with({ [name]: { bitwidth: 8 } });
+      const [c] = frozen8.forward(images);
+      const [d] = sim8.forward(images);
+      const diff = (x: tf.Tensor, y: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(x, y))).dataSync()[0]);
+      assert.ok(diff(a, b) > 1e-3, "the frozen values are used");
+      assert.equal(diff(c, d), 0, "another bit-width ignores them");
+      assert.equal(frozen8.frozenWeightOf(name), undefined);
+      assert.throws(() => sim.withFrozenWeights(new Map([[name, { encoding: enc, values: values.slice(1), shape: [...w.shape] }]])), /shape/);
+      // Same settings on another graph with the same names: same encodings for weights, not calibrated.
+      const moved = sim.withGraph(graph);
+      assert.equal(moved.calibrated, false);
+      assert.deepEqual(moved.encodingOf(name), enc);
+      assert.equal(sim.withGraph(graph, { keepStats: true }).calibrated, true);
+      tf.dispose([a, b, c, d]);
+      sim.dispose();
+      for (const x of [frozen, frozen8, sim8, moved]) x.dispose();
+    });
+  });
+
   it("changing a bit-width reuses calibration statistics", async () => {
     const sim = await QuantSim.create(graph).calibrate(sliceDataset(images, 8));
     const low = sim.with({ "**": { bitwidth: 4 } });

@@ -35,6 +35,26 @@ export interface QuantizerInfo extends QuantizerSettings {
 export type FixedEncodings = ReadonlyMap<string, Encoding | Encoding[]>;
 
 /**
+ * A weight whose quantized values were chosen by a fix (AdaRound) rather than by
+ * rounding to nearest: values on the grid of `encoding`, in the parameter's own
+ * shape. Plain arrays, so simulations can share them without owning tensors.
+ */
+export interface FrozenWeight {
+  encoding: Encoding | Encoding[];
+  values: Float32Array;
+  shape: number[];
+}
+
+/** Everything a simulation is made of besides its graph and config; shared by derived simulations. */
+interface SimState {
+  stats: ReadonlyMap<string, TensorStats> | undefined;
+  fixed: FixedEncodings;
+  frozen: ReadonlyMap<string, FrozenWeight>;
+  /** Overrides added by `with()`, applied after the config's own, in order. */
+  layers: readonly Record<string, SettingsPatch>[];
+}
+
+/**
  * A quantization simulation over a graph: "fake" quantizers on weights (and
  * optionally biases) and on activations, placed as runtimes fuse ops.
  *
@@ -50,38 +70,65 @@ export class QuantSim {
   readonly config: QuantSimConfig;
   readonly sites: readonly QuantizerSite[];
   private readonly settings: ReadonlyMap<string, QuantizerSettings>;
-  private readonly stats: ReadonlyMap<string, TensorStats> | undefined;
-  private readonly fixed: FixedEncodings;
+  private readonly state: SimState;
   private readonly encodings = new Map<string, Encoding | Encoding[] | null>();
   private quantizedParams: Map<string, Params> | undefined;
   private ownedParams: tf.Tensor[] = [];
 
-  /** Overrides added by `with()`, applied after the config's own, in order. */
-  private readonly layers: readonly Record<string, SettingsPatch>[];
-
-  private constructor(
-    graph: Graph,
-    config: QuantSimConfig,
-    stats: ReadonlyMap<string, TensorStats> | undefined,
-    fixed: FixedEncodings,
-    layers: readonly Record<string, SettingsPatch>[] = [],
-  ) {
+  private constructor(graph: Graph, config: QuantSimConfig, state: SimState) {
     this.graph = graph;
     this.config = config;
-    this.stats = stats;
-    this.fixed = fixed;
+    this.state = state;
     this.sites = placeQuantizers(graph, { biases: config.biases !== undefined && config.biases !== false });
-    this.layers = layers;
-    this.settings = resolveSettings(this.sites, config, layers);
+    this.settings = resolveSettings(this.sites, config, state.layers);
   }
 
   /** A simulation of `graph` with AIMET-like defaults, then `config`. Not calibrated yet. */
   static create(graph: Graph, config: QuantSimConfig = {}): QuantSim {
-    return new QuantSim(graph, config, undefined, new Map());
+    return new QuantSim(graph, config, { stats: undefined, fixed: new Map(), frozen: new Map(), layers: [] });
   }
 
   get calibrated(): boolean {
-    return this.stats !== undefined;
+    return this.state.stats !== undefined;
+  }
+
+  /**
+   * The same quantization settings (config, overrides, fixed encodings) over
+   * another graph with the same quantizer names: what a fix that edits weights
+   * (CLE, bias correction, QAT) hands on. Activation statistics describe the old
+   * graph, so the result is not calibrated unless `keepStats` says the
+   * activations did not change; frozen weights belong to the old weights and are dropped.
+   */
+  withGraph(graph: Graph, options: { keepStats?: boolean } = {}): QuantSim {
+    const names = new Set(this.sites.map((s) => s.name));
+    const next = new QuantSim(graph, this.config, { ...this.state, stats: options.keepStats ? this.state.stats : undefined, frozen: new Map() });
+    const missing = [...names].filter((n) => !next.sites.some((s) => s.name === n));
+    if (missing.length) throw new Error(`withGraph: the new graph lacks quantizers ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`);
+    return next;
+  }
+
+  /**
+   * A new simulation whose listed weight quantizers output the given on-grid
+   * values instead of rounding to nearest (AdaRound's result). A frozen weight
+   * is used while its quantizer keeps the frozen encoding's bit-width and scheme.
+   */
+  withFrozenWeights(weights: ReadonlyMap<string, FrozenWeight>): QuantSim {
+    for (const [name, w] of weights) {
+      const site = this.site(name);
+      if (site.kind === "activation") throw new Error(`withFrozenWeights: "${name}" quantizes an activation, not a weight`);
+      const shape = this.graph.node(site.node).params[site.param!].shape;
+      if (shape.join(",") !== w.shape.join(",") || w.values.length !== shape.reduce((a, b) => a * b, 1)) {
+        throw new Error(`withFrozenWeights: "${name}" has shape [${shape.join(", ")}], the frozen values [${w.shape.join(", ")}] (${w.values.length} values)`);
+      }
+    }
+    const fixed = new Map([...this.state.fixed, ...[...weights].map(([n, w]) => [n, w.encoding] as [string, Encoding | Encoding[]])]);
+    return new QuantSim(this.graph, this.config, { ...this.state, fixed, frozen: new Map([...this.state.frozen, ...weights]) });
+  }
+
+  /** The frozen (e.g. AdaRound) weight of a quantizer, if it has one in use. */
+  frozenWeightOf(name: string): FrozenWeight | undefined {
+    const w = this.state.frozen.get(name);
+    return w && this.encodingOf(name) === this.state.fixed.get(name) ? w : undefined;
   }
 
   /**
@@ -90,13 +137,13 @@ export class QuantSim {
    * are shared.
    */
   with(overrides: Record<string, SettingsPatch>): QuantSim {
-    return new QuantSim(this.graph, this.config, this.stats, this.fixed, [...this.layers, overrides]);
+    return new QuantSim(this.graph, this.config, { ...this.state, layers: [...this.state.layers, overrides] });
   }
 
   /** A new simulation whose listed quantizers use the given encodings (e.g. read from an AIMET file). */
   withEncodings(encodings: FixedEncodings): QuantSim {
     for (const name of encodings.keys()) this.site(name);
-    return new QuantSim(this.graph, this.config, this.stats, new Map([...this.fixed, ...encodings]), this.layers);
+    return new QuantSim(this.graph, this.config, { ...this.state, fixed: new Map([...this.state.fixed, ...encodings]) });
   }
 
   /**
@@ -120,12 +167,12 @@ export class QuantSim {
       }
     };
     await runDataset(this.graph, data, { hook, onProgress: options.onProgress, task: "calibration" });
-    return new QuantSim(this.graph, this.config, stats, this.fixed, this.layers);
+    return new QuantSim(this.graph, this.config, { ...this.state, stats });
   }
 
   /** The statistics calibration collected for an activation quantizer. */
   statsOf(name: string): TensorStats | undefined {
-    return this.stats?.get(name);
+    return this.state.stats?.get(name);
   }
 
   settingsOf(name: string): QuantizerSettings {
@@ -179,12 +226,12 @@ export class QuantSim {
   private computeEncodingOf(site: QuantizerSite): Encoding | Encoding[] | null {
     const s = this.settings.get(site.name)!;
     if (!s.enabled) return null;
-    const fixed = this.fixed.get(site.name);
+    const fixed = this.state.fixed.get(site.name);
     const first = Array.isArray(fixed) ? fixed[0] : fixed;
     if (fixed && first && first.bitwidth === s.bitwidth && first.scheme === s.scheme) return fixed;
     if (s.range) return computeEncoding(s.range.min, s.range.max, s.bitwidth, s.scheme);
     if (site.kind === "activation") {
-      const stats = this.stats?.get(site.name);
+      const stats = this.state.stats?.get(site.name);
       if (!stats) throw new Error(`quantizer "${site.name}" has no range yet: calibrate the simulation first (sim = await sim.calibrate(data))`);
       const r = rangeFromStats(stats, s.rangeMethod, { bitwidth: s.bitwidth, scheme: s.scheme, percentile: s.percentile });
       return computeEncoding(r.min, r.max, s.bitwidth, s.scheme);
@@ -222,7 +269,8 @@ export class QuantSim {
       const s = this.settings.get(site.name)!;
       const node = this.graph.node(site.node);
       const original = node.params[site.param!];
-      const q = tf.tidy(() => {
+      const frozen = this.frozenWeightOf(site.name);
+      const q = frozen ? tf.tensor(frozen.values, frozen.shape) : tf.tidy(() => {
         const y = fakeQuant(this.paramTensor(site), enc, { axis: site.channelAxis, rounding: s.rounding, seed: this.seedFor(site.name) });
         return site.channelShape ? tf.reshape(y, original.shape) : y;
       });
