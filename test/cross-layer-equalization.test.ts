@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
-import { crossLayerEqualization } from "../src/fix/cross-layer-equalization";
+import { crossLayerEqualization, equalizingScales } from "../src/fix/cross-layer-equalization";
 import { batchNormStatsOf, foldBatchNorms } from "../src/fix/fold-batch-norm";
 import { Graph } from "../src/graph/graph";
 import { importLayersModel } from "../src/graph/import-layers";
@@ -70,6 +70,35 @@ describe("cross-layer equalization", () => {
     assert.ok(relDiff(a, b) < 1e-5, `${relDiff(a, b)}`);
     tf.dispose([a, b, x]);
     r.graph.dispose();
+    graph.dispose();
+  });
+
+  it("scales a dead channel (all-zero weights in the first layer) to the median range, not leaving it an outlier", () => {
+    // Equalized ranges sqrt(r1·r2): 2, 2, 4 → median 2; the dead channel 3 gets s = 2 / 8.
+    const s = equalizingScales([4, 1, 16, 0], [1, 4, 1, 8]);
+    assert.deepEqual(s, [2, 0.5, 4, 0.25]);
+    assert.deepEqual(equalizingScales([1, 0], [1, 0]), [1, 1], "a channel zero on both sides keeps scale 1");
+  });
+
+  it("with relu6: 'per-channel' keeps ReLU6 as per-channel clips, so the example's FP32 outputs are unchanged", async () => {
+    const original = await loadGraph(EXAMPLE_MODEL);
+    const { graph } = foldBatchNorms(original);
+    original.dispose();
+    const x = tf.randomUniform([8, 28, 28, 1], 0, 1, "float32", 2);
+    await assertNoLeak("CLE per-channel ReLU6", () => {
+      const r = crossLayerEqualization(graph, { relu6: "per-channel" });
+      assert.deepEqual(r.relu6Replaced, []);
+      assert.equal(r.relu6Rescaled.length, 10);
+      const clip = r.graph.node(r.relu6Rescaled[0]).attrs.maxValue as number[];
+      assert.ok(Array.isArray(clip) && clip.some((v) => Math.abs(v - 6) > 1e-3));
+      const [a] = forward(r.graph, x);
+      const [b] = forward(graph, x);
+      assert.ok(relDiff(a, b) < 1e-5, `FP32 changed by ${relDiff(a, b)}`);
+      tf.dispose([a, b]);
+      r.graph.dispose();
+    });
+    assert.throws(() => crossLayerEqualization(graph, { relu6: "clip" as "relu" }), /relu6 must be/);
+    x.dispose();
     graph.dispose();
   });
 

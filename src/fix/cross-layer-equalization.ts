@@ -18,8 +18,10 @@ export interface CleResult {
   pairs: { first: string; second: string }[];
   /** Per first layer of a pair: the product of its output channels' scale factors over all passes (output channel i was divided by it). */
   scales: Record<string, number[]>;
-  /** ReLU6 activations turned into ReLU (ReLU6 does not commute with scaling). */
+  /** ReLU6 activations turned into ReLU (ReLU6 does not commute with scaling), with `relu6: "relu"`. */
   relu6Replaced: string[];
+  /** ReLU6 activations given per-channel clips 6/s_i instead, with `relu6: "per-channel"`: FP32 stays exact. */
+  relu6Rescaled: string[];
   /** Passes over all pairs (the equalization of chained pairs converges over a few). */
   iterations: number;
 }
@@ -54,6 +56,22 @@ function channelRanges(t: tf.Tensor, axis: number): Float32Array {
   });
 }
 
+/**
+ * s_i = sqrt(r1_i / r2_i) gives both layers the range sqrt(r1_i · r2_i). A
+ * channel the first layer never drives (all-zero weights: its output is the
+ * constant ReLU(b)) can take any scale exactly; it gets the one that brings the
+ * second layer's channel to the median equalized range, instead of leaving an
+ * outlier there (MobileNetV2's dead channels do exactly that). Channels zero in
+ * the second layer keep scale 1.
+ */
+export function equalizingScales(r1: ArrayLike<number>, r2: ArrayLike<number>): number[] {
+  const s = Array.from(r1, (v, i) => (v > 0 && r2[i] > 0 ? Math.sqrt(v / r2[i]) : 1));
+  const equalized = Array.from(r1, (v, i) => Math.sqrt(v * r2[i])).filter((v) => v > 0).sort((a, b) => a - b);
+  if (equalized.length === 0) return s;
+  const median = equalized[equalized.length >> 1];
+  return s.map((v, i) => (r1[i] === 0 && r2[i] > 0 ? median / r2[i] : v));
+}
+
 function broadcastShape(rank: number, axis: number, n: number): number[] {
   return Array.from({ length: rank }, (_, i) => (i === axis ? n : 1));
 }
@@ -65,11 +83,15 @@ function broadcastShape(rank: number, axis: number, n: number): number[] {
  * so both get the range sqrt(r1_i · r2_i) and per-tensor weight grids fit all
  * channels better. ReLU(x/s) = ReLU(x)/s, so the FP32 function is unchanged —
  * except that ReLU6 does not commute with scaling: ReLU6 layers inside a pair
- * become ReLU (listed in the result). Conv → depthwise → conv triples are
+ * become ReLU (listed in the result), as in the paper and AIMET, or, with
+ * `relu6: "per-channel"`, keep a per-channel clip at 6/s_i, which keeps FP32
+ * exact (a graph TF.js layers cannot express: export refuses it). Conv → depthwise → conv triples are
  * equalized by repeating over the pairs. Run it on a graph with BatchNorm folded.
  */
-export function crossLayerEqualization(source: Graph, options: { iterations?: number } = {}): CleResult {
+export function crossLayerEqualization(source: Graph, options: { iterations?: number; relu6?: "relu" | "per-channel" } = {}): CleResult {
   const iterations = options.iterations ?? 4;
+  const relu6 = options.relu6 ?? "relu";
+  if (relu6 !== "relu" && relu6 !== "per-channel") throw new Error(`crossLayerEqualization: relu6 must be "relu" or "per-channel", got ${JSON.stringify(relu6)}`);
   // Work on copies: the source graph stays as it was.
   const params = new Map(source.nodes.map((n) => [n.name, Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])) as Params]));
   const attrs = new Map(source.nodes.map((n) => [n.name, { ...n.attrs }]));
@@ -80,10 +102,11 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
     for (const p of params.values()) tf.dispose(Object.values(p));
     throw new Error(`cross-layer equalization found no layer pair to scale in "${source.name}" (it needs conv/dense/depthwise layers joined directly or by a ReLU, with no other reader in between; fold BatchNorm first)`);
   }
-  for (const { act } of pairs) {
-    if (act && act.attrs.maxValue != null) {
-      attrs.get(act.name)!.maxValue = null;
-      relu6Replaced.push(act.name);
+  const clipped = pairs.filter((p) => p.act && p.act.attrs.maxValue != null);
+  if (relu6 === "relu") {
+    for (const { act } of clipped) {
+      attrs.get(act!.name)!.maxValue = null;
+      relu6Replaced.push(act!.name);
     }
   }
   for (let it = 0; it < iterations; it++) {
@@ -95,8 +118,7 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
       const r1 = channelRanges(p1[a.param], a.outAxis);
       const r2 = channelRanges(p2[b.param], b.inAxis);
       if (r1.length !== r2.length) throw new Error(`cannot equalize "${first.name}" → "${second.name}": ${r1.length} output channels feed ${r2.length} input channels`);
-      // Channels that are all zero on either side keep scale 1.
-      const s = Array.from(r1, (v, i) => (v > 0 && r2[i] > 0 ? Math.sqrt(v / r2[i]) : 1));
+      const s = equalizingScales(r1, r2);
       scales[first.name] = (scales[first.name] ?? s.map(() => 1)).map((v, i) => v * s[i]);
       const scaled1 = tf.tidy(() => tf.div(p1[a.param], tf.tensor(s, broadcastShape(p1[a.param].rank, a.outAxis, s.length))));
       const scaled2 = tf.tidy(() => tf.mul(p2[b.param], tf.tensor(s, broadcastShape(p2[b.param].rank, b.inAxis, s.length))));
@@ -115,12 +137,24 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
       if (stats) a1.batchNormStats = { mean: stats.mean.map((m, i) => m / s[i]), std: stats.std.map((d, i) => d / s[i]) };
     }
   }
+  // ReLU6(x)/s = min(ReLU(x/s), 6/s): the clip follows each channel's scale.
+  const relu6Rescaled: string[] = [];
+  if (relu6 === "per-channel") {
+    for (const { first, act } of clipped) {
+      const max = act!.attrs.maxValue;
+      const scale = scales[first.name];
+      if (typeof max !== "number" || !scale) continue;
+      attrs.get(act!.name)!.maxValue = scale.map((s) => max / s);
+      relu6Rescaled.push(act!.name);
+    }
+  }
   const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
   return {
     graph: new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] }),
     pairs: pairs.map((p) => ({ first: p.first.name, second: p.second.name })),
     scales,
     relu6Replaced,
+    relu6Rescaled,
     iterations,
   };
 }

@@ -9,8 +9,11 @@ import { LayerCall } from "../types";
  */
 export interface ActivationAttrs {
   fn: string;
-  /** ReLU layer: upper clip (relu6 is maxValue 6). */
-  maxValue?: number | null;
+  /**
+   * ReLU layer: upper clip (relu6 is maxValue 6). One value per channel (last
+   * axis) after CLE rescaled the channels of a ReLU6 and kept it exact.
+   */
+  maxValue?: number | number[] | null;
   /** LeakyReLU slope. */
   alpha?: number;
   /** Softmax axis. */
@@ -51,6 +54,7 @@ export function activationName(call: LayerCall, field = "activation"): string {
 export function applyActivation(x: tf.Tensor, a: ActivationAttrs): tf.Tensor {
   switch (a.fn) {
     case "relu":
+      if (Array.isArray(a.maxValue)) return tf.minimum(tf.relu(x), tf.tensor1d(a.maxValue));
       return a.maxValue != null ? tf.clipByValue(tf.relu(x), 0, a.maxValue) : tf.relu(x);
     case "leakyRelu":
       return tf.leakyRelu(x, a.alpha ?? 0.3);
