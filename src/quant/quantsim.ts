@@ -88,23 +88,28 @@ export class QuantSim {
     return new QuantSim(graph, config, { stats: undefined, fixed: new Map(), frozen: new Map(), layers: [] });
   }
 
+  /** The overrides `with()` added on top of the config, in order (with the config, what reproduces this simulation). */
+  get overrides(): readonly Record<string, SettingsPatch>[] {
+    return this.state.layers;
+  }
+
   get calibrated(): boolean {
     return this.state.stats !== undefined;
   }
 
   /**
    * The same quantization settings (config, overrides, fixed encodings) over
-   * another graph with the same quantizer names: what a fix that edits weights
+   * another graph: what a fix that edits the model
    * (CLE, bias correction, QAT) hands on. Activation statistics describe the old
    * graph, so the result is not calibrated unless `keepStats` says the
    * activations did not change; frozen weights belong to the old weights and are dropped.
    */
   withGraph(graph: Graph, options: { keepStats?: boolean } = {}): QuantSim {
-    const names = new Set(this.sites.map((s) => s.name));
-    const next = new QuantSim(graph, this.config, { ...this.state, stats: options.keepStats ? this.state.stats : undefined, frozen: new Map() });
-    const missing = [...names].filter((n) => !next.sites.some((s) => s.name === n));
-    if (missing.length) throw new Error(`withGraph: the new graph lacks quantizers ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`);
-    return next;
+    // Quantizers may come and go (folding removes BatchNorm outputs): encodings fixed for vanished ones are dropped;
+    // an override that no longer matches anything is an error, as at creation.
+    const names = new Set(placeQuantizers(graph, { biases: this.config.biases !== undefined && this.config.biases !== false }).map((s) => s.name));
+    const fixed = new Map([...this.state.fixed].filter(([name]) => names.has(name)));
+    return new QuantSim(graph, this.config, { ...this.state, fixed, stats: options.keepStats ? this.state.stats : undefined, frozen: new Map() });
   }
 
   /**

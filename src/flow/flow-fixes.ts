@@ -1,0 +1,176 @@
+import { scoreAll } from "../analysis/evaluation";
+import { sweepDisabled, SweepResult } from "../analysis/sweeps";
+import { weightChannelStats } from "../analysis/weight-channels";
+import { crossLayerEqualization } from "../fix/cross-layer-equalization";
+import { foldBatchNorms } from "../fix/fold-batch-norm";
+import { QuantSim } from "../quant/quantsim";
+import { RangeMethod, SettingsPatch } from "../quant/settings";
+import { FlowContext } from "./flow-scoring";
+import { FixCandidate, FlowBox } from "./flow-types";
+
+/** What a step hands back: skipped (and why), an analysis, or a candidate fix to score. */
+export type FixOutcome = { skip: string } | { analysis: unknown; finding: string } | (FixCandidate & { score?: number });
+
+/** One box of the flow chart after the split: how to run it on where the flow stands. */
+export interface FlowFix {
+  box: FlowBox;
+  title: string;
+  kind: "analysis" | "fix";
+  run(ctx: FlowContext, current: number, target: number): Promise<FixOutcome>;
+}
+
+/** A new calibrated simulation with the same settings over a new FP32 graph. */
+async function recalibrated(ctx: FlowContext, graph: FlowContext["graph"]): Promise<QuantSim> {
+  return ctx.sim.withGraph(graph).calibrate(ctx.calibration, { onProgress: ctx.options.onProgress });
+}
+
+const foldBatchNorm: FlowFix = {
+  box: "fold-batch-norm",
+  title: "Fold BatchNorm",
+  kind: "fix",
+  async run(ctx) {
+    const folded = foldBatchNorms(ctx.graph);
+    if (folded.folded.length === 0) {
+      folded.graph.dispose();
+      return { skip: "no BatchNorm directly follows a conv or dense layer." };
+    }
+    return {
+      graph: folded.graph,
+      sim: await recalibrated(ctx, folded.graph),
+      always: true,
+      finding: `Folded ${folded.folded.length} BatchNorm layers into the layers before them, as runtimes do; the weights now carry the BatchNorm scales, which can widen per-channel ranges.`,
+      result: { folded: folded.folded },
+    };
+  },
+};
+
+const crossLayerEqualizationFix: FlowFix = {
+  box: "cross-layer-equalization",
+  title: "Cross-layer equalization",
+  kind: "fix",
+  async run(ctx) {
+    let cle: ReturnType<typeof crossLayerEqualization>;
+    try {
+      cle = crossLayerEqualization(ctx.graph, { relu6: ctx.options.relu6 });
+    } catch (err) {
+      return { skip: (err as Error).message };
+    }
+    const sim = await recalibrated(ctx, cle.graph);
+    const ratio = (layers: { rangeRatio: number }[]) => Math.max(...layers.map((l) => l.rangeRatio));
+    const before = weightChannelStats(ctx.sim).layers;
+    const after = weightChannelStats(sim).layers;
+    const relu6 = cle.relu6Replaced.length ? ` ${cle.relu6Replaced.length} ReLU6 became ReLU.` : cle.relu6Rescaled.length ? ` ${cle.relu6Rescaled.length} ReLU6 keep per-channel clips.` : "";
+    return {
+      graph: cle.graph,
+      sim,
+      finding: `Equalized ${cle.pairs.length} layer pairs; the widest channel-range ratio went from ${ratio(before).toFixed(1)} to ${ratio(after).toFixed(1)}.${relu6}`,
+      result: { pairs: cle.pairs, relu6Replaced: cle.relu6Replaced, relu6Rescaled: cle.relu6Rescaled, channelRanges: { before, after } },
+    };
+  },
+};
+
+const perChannel: FlowFix = {
+  box: "per-channel",
+  title: "Per-channel weights",
+  kind: "fix",
+  async run(ctx) {
+    if (ctx.options.allowPerChannel === false) return { skip: "per-channel weights are not available on the target runtime (allowPerChannel: false)." };
+    const weights = ctx.sim.sites.filter((s) => s.kind === "weight" && s.channelAxis !== undefined && ctx.sim.settingsOf(s.name).enabled && !ctx.sim.settingsOf(s.name).perChannel);
+    if (weights.length === 0) return { skip: "every enabled weight quantizer is already per-channel (or has no channels)." };
+    const patch = Object.fromEntries(weights.map((s) => [s.name, { perChannel: true }]));
+    return { sim: ctx.sim.with(patch), finding: `Gave ${weights.length} weight quantizers one grid per output channel.`, result: { quantizers: weights.map((s) => s.name) } };
+  },
+};
+
+const RANGE_CANDIDATES: { name: string; patch: SettingsPatch }[] = [
+  { name: "percentile 99.99", patch: { rangeMethod: "percentile" as RangeMethod, percentile: 99.99 } },
+  { name: "SQNR search", patch: { rangeMethod: "sqnr" as RangeMethod } },
+  { name: "MSE search", patch: { rangeMethod: "mse" as RangeMethod } },
+];
+
+const rangeSetting: FlowFix = {
+  box: "range-setting",
+  title: "Activation range setting",
+  kind: "fix",
+  async run(ctx) {
+    const acts = ctx.sim.sites.filter((s) => s.kind === "activation" && ctx.sim.settingsOf(s.name).enabled && !ctx.sim.settingsOf(s.name).range);
+    if (acts.length === 0) return { skip: "no enabled activation quantizer takes its range from calibration." };
+    const variants = RANGE_CANDIDATES.map((c) => ({ key: c.name, sim: ctx.sim.with(Object.fromEntries(acts.map((s) => [s.name, c.patch]))) }));
+    try {
+      const scores = await scoreAll("range setting", variants, { data: ctx.options.data, metric: ctx.options.metric, evaluate: ctx.options.evaluate, onProgress: ctx.options.onProgress });
+      const rows = variants.map((v) => ({ method: v.key, score: scores.get(v.key)! }));
+      const best = rows.reduce((a, b) => (b.score > a.score ? b : a));
+      for (const v of variants) if (v.key !== best.method) v.sim.dispose();
+      const current = ctx.sim.settingsOf(acts[0].name).rangeMethod;
+      return {
+        sim: variants.find((v) => v.key === best.method)!.sim,
+        score: best.score,
+        finding: `Tried ${rows.map((r) => `${r.method} (${r.score.toFixed(4)})`).join(", ")} against ${current}; the best is ${best.method}.`,
+        result: { rows, current },
+      };
+    } catch (err) {
+      for (const v of variants) v.sim.dispose();
+      throw err;
+    }
+  },
+};
+
+const sensitivities = new WeakMap<FlowContext, SweepResult>();
+
+const perLayerAnalysis: FlowFix = {
+  box: "per-layer-analysis",
+  title: "Per-layer analysis",
+  kind: "analysis",
+  async run(ctx) {
+    const sweep = await sweepDisabled(ctx.sim, { data: ctx.options.data, metric: ctx.options.metric, evaluate: ctx.options.evaluate, granularity: "quantizer", onProgress: ctx.options.onProgress });
+    sensitivities.set(ctx, sweep);
+    return { analysis: sweep, finding: sweep.diagnosis };
+  },
+};
+
+/** The next precision up for a quantizer the per-layer analysis found sensitive. */
+function raised(bitwidth: number, kind: string): number {
+  if (kind === "weight" && bitwidth < 8) return 8;
+  return bitwidth < 16 ? 16 : 32;
+}
+
+const fixQuantizers: FlowFix = {
+  box: "fix-quantizers",
+  title: "Fix individual quantizers",
+  kind: "fix",
+  async run(ctx, current, target) {
+    const sweep = sensitivities.get(ctx);
+    if (!sweep) return { skip: "no per-layer analysis to go by." };
+    // Quantizers whose bypass recovers the most first; only those that recover anything.
+    const ranked = [...sweep.rows].filter((r) => r.score > sweep.quantizedScore).sort((a, b) => b.score - a.score);
+    if (ranked.length === 0) return { skip: "bypassing no single quantizer recovers any score." };
+    const max = ctx.options.maxRaised ?? 4;
+    const raisedRows: { quantizer: string; bitwidth: number; score: number }[] = [];
+    let sim = ctx.sim;
+    let score = current;
+    for (const row of ranked.slice(0, max)) {
+      const name = row.quantizers[0];
+      const kind = sim.sites.find((s) => s.name === name)!.kind;
+      const bitwidth = raised(sim.settingsOf(name).bitwidth, kind);
+      const next = sim.with({ [name]: { bitwidth } });
+      const s = await ctx.score(next);
+      if (sim !== ctx.sim) sim.dispose();
+      sim = next;
+      score = s;
+      raisedRows.push({ quantizer: name, bitwidth, score: s });
+      if (score >= target) break;
+    }
+    return {
+      sim,
+      score,
+      finding: `Raised the precision of ${raisedRows.map((r) => `${r.quantizer} to ${r.bitwidth} bits`).join(", ")}, most sensitive first.`,
+      result: { raised: raisedRows },
+    };
+  },
+};
+
+/** Weight fixes, in the guidebook's order. */
+export const WEIGHT_FIXES: FlowFix[] = [foldBatchNorm, crossLayerEqualizationFix, perChannel];
+export const ACTIVATION_FIXES: FlowFix[] = [rangeSetting];
+/** After both sides: find the sensitive quantizers and raise them, then train. */
+export const LAST_RESORT_FIXES: FlowFix[] = [perLayerAnalysis, fixQuantizers];
