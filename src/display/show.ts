@@ -8,6 +8,9 @@ import { layerErrorView } from "../../widgets/layer-error-view";
 import { rangesView } from "../../widgets/ranges-view";
 import { weightChannelsView } from "../../widgets/weight-channels-view";
 import { histogramView } from "../../widgets/histogram-view";
+import { flowView, fixStepView } from "../../widgets/flow-view";
+import { channelRangesView } from "../../widgets/channel-ranges-view";
+import type { FlowStep } from "../flow/flow-types";
 import { activationAxesView } from "../../widgets/activation-axes-view";
 import type { ProgressFn } from "../progress";
 import { MimeBundle, mimeBundle } from "./bundle";
@@ -15,13 +18,14 @@ import { renderSvg } from "./render";
 import { inNotebook, sendDisplay } from "./tslab-channel";
 
 /** Anything `show` can draw: a view, or an analysis result (dispatched on its `step`). */
-export type Showable = View | { step: string; diagnosis?: string } | readonly { step: string }[];
+export type Showable = View | { step: string; diagnosis?: string } | readonly { step: string }[] | FlowStep;
 
 /** The view of a result: one function per result kind, all in widgets/. */
 export function viewOf(x: Showable): View {
   if (Array.isArray(x)) return sweepView(...(x as Parameters<typeof sweepView>));
   const r = x as { step?: string; $schema?: string };
   if (r.$schema) return x as View;
+  if ("box" in r) return flowStepView(x as FlowStep);
   switch (r.step) {
     case "fp32-sanity-check": return sanityView(x as Parameters<typeof sanityView>[0]);
     case "weights-vs-activations": return splitView(x as Parameters<typeof splitView>[0]);
@@ -32,13 +36,22 @@ export function viewOf(x: Showable): View {
     case "weight-channels": return weightChannelsView(x as Parameters<typeof weightChannelsView>[0]);
     case "histograms": return histogramView(x as Parameters<typeof histogramView>[0]);
     case "activation-axes": return activationAxesView(x as Parameters<typeof activationAxesView>[0]);
+    case "debug-flow": return flowView(x as Parameters<typeof flowView>[0]);
     default: throw new Error(`show: nothing to draw for ${JSON.stringify(r.step ?? Object.keys(r).slice(0, 4))} (give an analysis result or a Vega-Lite view)`);
   }
 }
 
+/** A step of the debugging flow: its analysis's own view, CLE's channel ranges, or the fix's before/after. */
+function flowStepView(step: FlowStep): View {
+  const result = step.result as { step?: string; channelRanges?: Parameters<typeof channelRangesView>[0] } | undefined;
+  if (result?.step) return viewOf(result as Showable);
+  if (result?.channelRanges) return channelRangesView(result.channelRanges, "CLE");
+  return fixStepView(step);
+}
+
 function textOf(view: View, x: Showable): string {
   const title = view.title as { text: string; subtitle?: string[] } | undefined;
-  const diagnosis = !Array.isArray(x) && (x as { diagnosis?: string }).diagnosis;
+  const diagnosis = !Array.isArray(x) && ((x as { diagnosis?: string }).diagnosis ?? (x as { finding?: string }).finding);
   return [title?.text, diagnosis || title?.subtitle?.join(" ")].filter(Boolean).join("\n");
 }
 

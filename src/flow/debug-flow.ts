@@ -56,7 +56,7 @@ export async function debugFlow(model: Graph | string, options: DebugFlowOptions
   const push = async (box: FlowBox, title: string, kind: FlowStep["kind"], s: number, kept: boolean, finding: string, result: unknown, started: number) => {
     const before = current;
     if (kept) current = s;
-    const step: FlowStep = { index: record.steps.length + 1, box, title, kind, score: s, drop: fp32 - s, before, kept, met: current >= target, finding, result, seconds: (Date.now() - started) / 1000 };
+    const step: FlowStep = { index: record.steps.length + 1, box, title, kind, score: s, drop: fp32 - s, before, fp32, target, kept, met: current >= target, finding, result, seconds: (Date.now() - started) / 1000 };
     record.steps.push(step);
     record.met = step.met;
     await options.onStep?.(step, record);

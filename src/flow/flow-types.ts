@@ -33,6 +33,9 @@ export interface FlowStep {
   drop: number;
   /** The score the flow stood at before this step. */
   before: number;
+  /** FP32's score and the target, so a step draws on its own. */
+  fp32: number;
+  target: number;
   /** For fixes: whether the change was kept (it raised the score, or it is how runtimes deploy). */
   kept: boolean;
   /** Whether the flow's score met the target after this step. */
