@@ -42,7 +42,7 @@ describe("debugFlow", () => {
     // Only fixes that raise the score are kept (folding always: runtimes fold).
     let current = record.steps[1].score;
     for (const s of record.steps.slice(2)) {
-      if (s.kind === "fix" && !s.finding.startsWith("Skipped")) {
+      if (s.kind === "fix" && !s.skipped) {
         if (s.box !== "fold-batch-norm") assert.equal(s.kept, s.score > s.before, `${s.box}: kept ${s.kept} at ${s.before} → ${s.score}`);
         if (s.kept) current = s.score;
       }
@@ -55,7 +55,10 @@ describe("debugFlow", () => {
 
   it("the final simulation scores what the record says, and the skipped per-channel step says why", async () => {
     const perChannel = result.record.steps.find((s) => s.box === "per-channel");
-    if (perChannel) assert.match(perChannel.finding, /allowPerChannel: false/);
+    if (perChannel) {
+      assert.equal(perChannel.skipped, true);
+      assert.match(perChannel.finding, /allowPerChannel: false/);
+    }
     assert.equal(result.sim.graph, result.graph);
     assert.ok(!result.graph.nodes.some((n) => n.op === "batchNorm"), "the final graph is folded");
   });

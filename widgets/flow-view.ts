@@ -11,7 +11,7 @@ export function flowView(record: FlowRecord): View {
     index: s.index,
     label: `${s.index}. ${s.title}`,
     score: s.score,
-    kept: s.kind === "analysis" ? "analysis" : s.kept ? "fix kept" : s.finding.startsWith("Skipped") ? "skipped" : "fix not kept",
+    kept: s.kind === "analysis" ? "analysis" : s.skipped ? "skipped" : s.kept ? "fix kept" : "fix not kept",
     path: s.kept ? s.score : null,
     finding: s.finding,
     seconds: s.seconds,

@@ -16,13 +16,12 @@ import { sweepDisabled, sweepEnabled } from "../analysis/sweeps";
 import { weightChannelStats } from "../analysis/weight-channels";
 import { weightsVsActivations } from "../analysis/weights-vs-activations";
 import { writeResults } from "../analysis/export";
-import { metricName } from "../eval/metric";
 import { terminalProgress } from "../progress";
 import { writeEncodings } from "../quant/aimet-encodings";
 import { QuantSim } from "../quant/quantsim";
 import { fp32SanityCheck } from "../quant/sanity-check";
 import { numberFlag, parseArgs } from "./args";
-import { prepareQuantRun, QUANT_FLAGS } from "./quant-run";
+import { metricFromArgs, prepareQuantRun, QUANT_FLAGS } from "./quant-run";
 import { textTable } from "./table";
 
 export const ANALYZE_USAGE = `qdebug analyze <model.json> --data <data> --out <dir> [quantization options as for quantize]
@@ -42,18 +41,7 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
   let sim: QuantSim | undefined;
   try {
     const data = args.flags.has("eval") ? takeExamples(all, numberFlag(args, "eval", 0)) : all;
-    let metric = args.flags.has("metric") ? metricName(args.flags.get("metric")) : undefined;
-    if (!metric) {
-      // Accuracy when the data has class labels, else agreement with FP32.
-      let labelled = false;
-      for await (const b of data.batches()) {
-        labelled = b.labels !== undefined && b.labels.rank === 1;
-        b.inputs.forEach((t) => t.dispose());
-        b.labels?.dispose();
-        break;
-      }
-      metric = labelled ? "accuracy" : "agreement";
-    }
+    const metric = await metricFromArgs(args, data);
     out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}; metric ${metric}`);
     sim = await uncalibrated.calibrate(calibration, { onProgress: progress });
     const evaluation = { data, metric, onProgress: progress };

@@ -1,6 +1,7 @@
 import { info, INFO_USAGE } from "./info";
 import { quantize, QUANTIZE_USAGE } from "./quantize";
 import { analyze, ANALYZE_USAGE } from "./analyze";
+import { debug, DEBUG_USAGE } from "./debug";
 
 
 const USAGE = `qdebug: debug quantized TensorFlow.js models
@@ -12,12 +13,14 @@ ${QUANTIZE_USAGE}
 
 ${ANALYZE_USAGE}
 
+${DEBUG_USAGE}
+
 
 
 The backend can also be forced with QDEBUG_BACKEND=wasm|cpu|tensorflow.`;
 
 type Command = (argv: readonly string[], out: (s: string) => void) => Promise<number>;
-const COMMANDS: Record<string, Command> = { info, quantize, analyze };
+const COMMANDS: Record<string, Command> = { info, quantize, analyze, debug };
 
 /** CLI entry: returns the process exit code; errors propagate to bin/qdebug.js, which prints them. */
 export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {

@@ -1,7 +1,8 @@
 import { BackendInfo, useBackend } from "../backend";
 import { toDataset } from "../data/dataset";
 import { takeExamples } from "../data/take";
-import { Dataset } from "../data/types";
+import { Dataset, disposeBatch } from "../data/types";
+import { MetricName, metricName } from "../eval/metric";
 import { Graph } from "../graph/graph";
 import { loadGraph } from "../graph/load-model";
 import { QuantSim } from "../quant/quantsim";
@@ -59,4 +60,15 @@ export async function prepareQuantRun(command: string, args: ParsedArgs, usage: 
     graph.dispose();
     throw err;
   }
+}
+
+/** --metric, or by default accuracy when the data has class labels, else agreement with FP32. */
+export async function metricFromArgs(args: ParsedArgs, data: Dataset): Promise<MetricName> {
+  if (args.flags.has("metric")) return metricName(args.flags.get("metric"));
+  for await (const b of data.batches()) {
+    const labelled = b.labels !== undefined && b.labels.rank === 1;
+    disposeBatch(b);
+    return labelled ? "accuracy" : "agreement";
+  }
+  return "agreement";
 }

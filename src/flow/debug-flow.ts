@@ -53,10 +53,10 @@ export async function debugFlow(model: Graph | string, options: DebugFlowOptions
     diagnosis: "",
   };
   let current = NaN;
-  const push = async (box: FlowBox, title: string, kind: FlowStep["kind"], s: number, kept: boolean, finding: string, result: unknown, started: number) => {
+  const push = async (box: FlowBox, title: string, kind: FlowStep["kind"], s: number, kept: boolean, finding: string, result: unknown, started: number, skipped = false) => {
     const before = current;
     if (kept) current = s;
-    const step: FlowStep = { index: record.steps.length + 1, box, title, kind, score: s, drop: fp32 - s, before, fp32, target, kept, met: current >= target, finding, result, seconds: (Date.now() - started) / 1000 };
+    const step: FlowStep = { index: record.steps.length + 1, box, title, kind, score: s, drop: fp32 - s, before, fp32, target, kept, skipped, met: current >= target, finding, result, seconds: (Date.now() - started) / 1000 };
     record.steps.push(step);
     record.met = step.met;
     await options.onStep?.(step, record);
@@ -84,7 +84,7 @@ export async function debugFlow(model: Graph | string, options: DebugFlowOptions
       t = Date.now();
       const outcome = await fix.run(ctx, current, target);
       if ("skip" in outcome) {
-        await push(fix.box, fix.title, fix.kind, current, false, `Skipped: ${outcome.skip}`, undefined, t);
+        await push(fix.box, fix.title, fix.kind, current, false, `Skipped: ${outcome.skip}`, undefined, t, true);
         continue;
       }
       if ("analysis" in outcome) {

@@ -38,6 +38,8 @@ export interface FlowStep {
   target: number;
   /** For fixes: whether the change was kept (it raised the score, or it is how runtimes deploy). */
   kept: boolean;
+  /** The fix did not apply (the finding says why). */
+  skipped: boolean;
   /** Whether the flow's score met the target after this step. */
   met: boolean;
   /** What it found, in plain words. */

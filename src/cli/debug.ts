@@ -1,0 +1,72 @@
+import * as fs from "fs";
+import * as path from "path";
+import { writeResults } from "../analysis/export";
+import { takeExamples } from "../data/take";
+import { viewOf } from "../display/show";
+import { debugFlow } from "../flow/debug-flow";
+import { FlowStep } from "../flow/flow-types";
+import { terminalProgress } from "../progress";
+import { writeEncodings } from "../quant/aimet-encodings";
+import { buildReport } from "../report/report";
+import { numberFlag, parseArgs } from "./args";
+import { metricFromArgs, prepareQuantRun, QUANT_FLAGS } from "./quant-run";
+
+export const DEBUG_USAGE = `qdebug debug <model.json> --data <data> --target <drop> --out <dir> [quantization options as for quantize]
+  Walks the guidebook's flow chart (sanity check, split, weight fixes, range setting,
+  per-layer analysis, fixing quantizers) until the drop from FP32 is at most <drop>,
+  keeping only the fixes that help. Writes <dir>/record.json (every step, in order,
+  with its score and finding), steps.csv, report.html and encodings.json.
+  --target      largest acceptable drop from FP32, in metric units (0.01 = 1 point of accuracy)
+  --metric      accuracy | agreement | sqnr | mse | psnr (default: accuracy with labels, else agreement)
+  --eval N      evaluate on the first N examples (default: all)
+  --no-per-channel   per-channel weights are not available on the target runtime
+  --relu6 relu|per-channel   how CLE treats ReLU6 (default relu, as AIMET)
+  --max-raised N     at most N quantizers raised to higher precision (default 4)`;
+
+export async function debug(argv: readonly string[], out: (s: string) => void): Promise<number> {
+  const args = parseArgs(argv, { boolean: [...QUANT_FLAGS.boolean, "no-per-channel"], value: [...QUANT_FLAGS.value, "metric", "eval", "target", "relu6", "max-raised"] });
+  if (!args.flags.has("target")) throw new Error(`debug needs --target (the largest acceptable drop from FP32)\n${DEBUG_USAGE}`);
+  const target = numberFlag(args, "target", 0.01);
+  const relu6 = String(args.flags.get("relu6") ?? "relu");
+  if (relu6 !== "relu" && relu6 !== "per-channel") throw new Error(`--relu6 must be relu or per-channel, got "${relu6}"`);
+  const { backend, graph, config, uncalibrated, data: all, calibration, outDir } = await prepareQuantRun("debug", args, DEBUG_USAGE);
+  uncalibrated.dispose();
+  const progress = terminalProgress();
+  const data = args.flags.has("eval") ? takeExamples(all, numberFlag(args, "eval", 0)) : all;
+  const metric = await metricFromArgs(args, data);
+  out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}; metric ${metric}; allowed drop ${target}`);
+  const printStep = (s: FlowStep) => out(`\n${s.index}. ${s.title} [${s.kind === "analysis" ? "analysis" : s.skipped ? "skipped" : s.kept ? "kept" : "not kept"}] score ${s.score.toFixed(4)}\n   ${s.finding}`);
+  const result = await debugFlow(graph, {
+    data,
+    calibration,
+    metric,
+    target,
+    config,
+    allowPerChannel: !args.flags.has("no-per-channel"),
+    relu6,
+    maxRaised: numberFlag(args, "max-raised", 4),
+    onProgress: progress,
+    onStep: printStep,
+  }).catch((err) => {
+    graph.dispose();
+    throw err;
+  });
+  try {
+    const { record } = result;
+    out(`\n${record.diagnosis}`);
+    const steps = record.steps.map((s) => ({ index: s.index, box: s.box, title: s.title, kind: s.kind, score: s.score, drop: s.drop, kept: s.kept, skipped: s.skipped, met: s.met, seconds: s.seconds, finding: s.finding }));
+    const files = writeResults(outDir, { model: args.positionals[0], backend: backend.name, record }, { steps });
+    fs.renameSync(path.join(outDir, "results.json"), path.join(outDir, "record.json"));
+    writeEncodings(result.sim, path.join(outDir, "encodings.json"));
+    const html = buildReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · allowed drop ${target} · ${new Date().toISOString().slice(0, 10)}`, [
+      { step: "The flow", diagnosis: record.diagnosis, views: [viewOf(record)] },
+      ...record.steps.map((s) => ({ step: `${s.index}. ${s.title}`, diagnosis: s.finding, views: [viewOf(s)] })),
+    ]);
+    fs.writeFileSync(path.join(outDir, "report.html"), html);
+    out(`\nwrote ${files.length + 2} files to ${outDir} (record.json, steps.csv, report.html, encodings.json)`);
+    return record.met ? 0 : 3;
+  } finally {
+    result.dispose();
+    graph.dispose();
+  }
+}
