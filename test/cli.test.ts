@@ -5,6 +5,7 @@ import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { main } from "../src/cli/main";
 import { buildBlockModel } from "./fixtures/small-models";
+import { EXAMPLE_MODEL } from "./fixtures/models";
 import { saveModel } from "./fixtures/save-model";
 import { randomizeWeights, setupBackend } from "./helpers";
 import { writeNpy } from "../src/data/npy";
@@ -84,6 +85,31 @@ describe("CLI", () => {
     assert.match(csv[0], /^index,node,op,quantizers,propagated\.mse,propagated\.sqnrDb,propagated\.rmseOverStep,local\.mse/);
     assert.equal(csv.length, 13 + 2, "a header, 13 nodes, a final newline");
     assert.ok(fs.existsSync(path.join(out, "encodings.json")));
+  });
+
+  it("debug walks the flow on the example to the target and writes the record, report and encodings", async () => {
+    const out = path.join(dir, "debug");
+    const before = tf.memory().numTensors;
+    const { code, text } = await run(["debug", EXAMPLE_MODEL, "--data", "mnist:0:500", "--calib", "256", "--w-bits", "4", "--target", "0.005", "--no-per-channel", "--out", out]);
+    assert.equal(tf.memory().numTensors, before, "the command frees what it made");
+    assert.equal(code, 0, text);
+    const { record } = JSON.parse(fs.readFileSync(path.join(out, "record.json"), "utf8"));
+    assert.equal(record.met, true);
+    assert.ok(record.fp32 - record.final.score <= 0.005 + 1e-9);
+    assert.deepEqual(record.steps.slice(0, 3).map((s: { box: string }) => s.box), ["fp32-sanity-check", "quantized-baseline", "weights-vs-activations"]);
+    for (const s of record.steps) assert.ok(text.includes(`${s.index}. ${s.title}`), `printed step ${s.index}`);
+    const csv = fs.readFileSync(path.join(out, "steps.csv"), "utf8").trim().split("\n");
+    assert.equal(csv.length, record.steps.length + 1);
+    const html = fs.readFileSync(path.join(out, "report.html"), "utf8");
+    assert.equal((html.match(/class="chart"/g) ?? []).length, record.steps.length + 1, "the flow view and one view per step");
+    const model = path.join(out, "model");
+    assert.ok(Object.keys(JSON.parse(fs.readFileSync(path.join(model, "encodings.json"), "utf8")).param_encodings).length > 10);
+    // The exported model: folded, with quantized kernels, and the graph it loads into is the final simulation's.
+    const json = JSON.parse(fs.readFileSync(path.join(model, "model.json"), "utf8"));
+    const manifest = json.weightsManifest.flatMap((g: { weights: { name: string; quantization?: { dtype: string } }[] }) => g.weights);
+    assert.ok(manifest.filter((w: { quantization?: { dtype: string } }) => w.quantization?.dtype === "uint8").length >= 15);
+    assert.ok(!JSON.stringify(json.modelTopology).includes("BatchNormalization"), "BatchNorm folded away");
+    await assert.rejects(run(["debug", EXAMPLE_MODEL, "--data", "mnist", "--out", out]), /debug needs --target/);
   });
 
   it("quantize rejects bad options by name", async () => {

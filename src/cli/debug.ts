@@ -6,7 +6,7 @@ import { viewOf } from "../display/show";
 import { debugFlow } from "../flow/debug-flow";
 import { FlowStep } from "../flow/flow-types";
 import { terminalProgress } from "../progress";
-import { writeEncodings } from "../quant/aimet-encodings";
+import { exportQuantizedModel } from "../export/tfjs-quantized";
 import { buildReport } from "../report/report";
 import { numberFlag, parseArgs } from "./args";
 import { metricFromArgs, prepareQuantRun, QUANT_FLAGS } from "./quant-run";
@@ -15,7 +15,9 @@ export const DEBUG_USAGE = `qdebug debug <model.json> --data <data> --target <dr
   Walks the guidebook's flow chart (sanity check, split, weight fixes, range setting,
   per-layer analysis, fixing quantizers) until the drop from FP32 is at most <drop>,
   keeping only the fixes that help. Writes <dir>/record.json (every step, in order,
-  with its score and finding), steps.csv, report.html and encodings.json.
+  with its score and finding), steps.csv, report.html, and the fixed model in
+  <dir>/model/: model.json and weights in TF.js's quantized format (loadable by
+  tf.loadLayersModel) plus AIMET's encodings.json (activation encodings included).
   --target      largest acceptable drop from FP32, in metric units (0.01 = 1 point of accuracy)
   --metric      accuracy | agreement | sqnr | mse | psnr (default: accuracy with labels, else agreement)
   --eval N      evaluate on the first N examples (default: all)
@@ -57,13 +59,15 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     const steps = record.steps.map((s) => ({ index: s.index, box: s.box, title: s.title, kind: s.kind, score: s.score, drop: s.drop, kept: s.kept, skipped: s.skipped, met: s.met, seconds: s.seconds, finding: s.finding }));
     const files = writeResults(outDir, { model: args.positionals[0], backend: backend.name, record }, { steps });
     fs.renameSync(path.join(outDir, "results.json"), path.join(outDir, "record.json"));
-    writeEncodings(result.sim, path.join(outDir, "encodings.json"));
+    const exported = await exportQuantizedModel(result.sim, args.positionals[0], path.join(outDir, "model"));
+    const quantized = exported.weights.filter((w) => w.dtype !== "float32").length;
+    out(`\nexported the model to ${path.join(outDir, "model")}: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.quantized} bytes (float32: ${exported.bytes.float32})`);
     const html = buildReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · allowed drop ${target} · ${new Date().toISOString().slice(0, 10)}`, [
       { step: "The flow", diagnosis: record.diagnosis, views: [viewOf(record)] },
       ...record.steps.map((s) => ({ step: `${s.index}. ${s.title}`, diagnosis: s.finding, views: [viewOf(s)] })),
     ]);
     fs.writeFileSync(path.join(outDir, "report.html"), html);
-    out(`\nwrote ${files.length + 2} files to ${outDir} (record.json, steps.csv, report.html, encodings.json)`);
+    out(`wrote ${files.length + 1} files to ${outDir} (record.json, steps.csv, report.html) and the model in ${path.join(outDir, "model")} (model.json, weights, encodings.json)`);
     return record.met ? 0 : 3;
   } finally {
     result.dispose();
