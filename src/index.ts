@@ -84,3 +84,7 @@ export type { DebugFlowResult } from "./flow/debug-flow";
 export type { DebugFlowOptions, FlowRecord, FlowStep, FlowBox } from "./flow/flow-types";
 export { flowView, fixStepView } from "../widgets/flow-view";
 export { channelRangesView } from "../widgets/channel-ranges-view";
+export { highBiasAbsorption, kernelTimesInputConstant } from "./fix/high-bias-absorption";
+export type { HighBiasResult, AbsorbedPair } from "./fix/high-bias-absorption";
+export { biasCorrection, meanShifts, clippedNormalMean, inputMeanFromBatchNorm } from "./fix/bias-correction";
+export type { BiasCorrectionOptions, BiasCorrectionResult, CorrectedLayer, BiasCorrectionMethod, EmpiricalSchedule, MeanShiftRow } from "./fix/bias-correction";

@@ -31,7 +31,7 @@ const scalable = (n: GraphNode) =>
 const positiveHomogeneous = (n: GraphNode) => n.op === "activation" && n.attrs.fn === "relu";
 
 /** Pairs W1 → [ReLU/ReLU6] → W2 where W1's output reaches only W2 (no residual branch in between). */
-function findPairs(graph: Graph): { first: GraphNode; act?: GraphNode; second: GraphNode }[] {
+export function findPairs(graph: Graph): { first: GraphNode; act?: GraphNode; second: GraphNode }[] {
   const pairs: { first: GraphNode; act?: GraphNode; second: GraphNode }[] = [];
   for (const first of graph.nodes) {
     if (!scalable(first) || graph.outputs.includes(first.name)) continue;

@@ -1,0 +1,481 @@
+import * as tf from "@tensorflow/tfjs";
+import { EvaluationOptions } from "../analysis/evaluation";
+import { Dataset } from "../data/types";
+import { Graph } from "../graph/graph";
+import { getOp } from "../graph/registry";
+import { GraphNode, Params } from "../graph/types";
+import { ProgressFn } from "../progress";
+import { fakeQuant } from "../quant/fake-quant";
+import { QuantizerKind } from "../quant/placement";
+import { FrozenWeight, QuantSim } from "../quant/quantsim";
+import { NodeHook } from "../runner/forward";
+import { runDataset } from "../runner/run-dataset";
+import { BeforeAfter, scoreBeforeAfter } from "./before-after";
+import { batchNormStatsOf } from "./fold-batch-norm";
+import { kernelTimesInputConstant } from "./high-bias-absorption";
+
+export type BiasCorrectionMethod = "empirical" | "analytical";
+
+/**
+ * How empirical correction walks the layers:
+ * - "layer-by-layer" (AIMET): layer k is measured with layers 1..k−1 already
+ *   corrected, so after correction every layer's mean matches FP32 exactly on
+ *   the data. One FP32 pass, then one pass per layer over the part of the model
+ *   up to it (about layers/2 full passes).
+ * - "one-pass": one pass of the uncorrected simulation; each layer is corrected
+ *   by the mean shift its own quantized weights add to the inputs it really
+ *   receives, E[W_q x_q] − E[W x_q] (no double counting of shifts inherited from
+ *   earlier layers, which their own corrections remove). Cheaper; it misses the
+ *   mean shifts that nonlinearities make out of upstream noise (a ReLU turns
+ *   zero-mean noise into a positive shift), which dominate when weight noise is
+ *   large: on the example model at 4-bit per-tensor weights without CLE it
+ *   lowers accuracy, where layer-by-layer raises it (after CLE both help).
+ */
+export type EmpiricalSchedule = "layer-by-layer" | "one-pass";
+
+export interface BiasCorrectionOptions {
+  method: BiasCorrectionMethod;
+  /** Calibration data: required by "empirical"; with "analytical" it only recalibrates the new simulation. */
+  data?: Dataset;
+  /** Layers to correct (conv2d, depthwiseConv2d, conv1d, dense); default: all of them. */
+  layers?: string[];
+  /** Empirical only; default "layer-by-layer". */
+  schedule?: EmpiricalSchedule;
+  onProgress?: ProgressFn;
+  /** Scores the simulation before and after (`scores` in the result). */
+  evaluation?: EvaluationOptions;
+}
+
+export interface CorrectedLayer {
+  layer: string;
+  method: BiasCorrectionMethod;
+  /** Mean over output channels of |shift|, the per-channel mean output shift subtracted from the bias. */
+  meanAbsShift: number;
+  maxAbsShift: number;
+}
+
+export interface BiasCorrectionResult {
+  /** A new simulation over `graph`, with the input simulation's settings: the caller disposes it. */
+  sim: QuantSim;
+  /**
+   * The corrected graph (new tensors, owned by the caller: dispose it after
+   * `sim`). Layers corrected without a bias get one.
+   */
+  graph: Graph;
+  corrected: CorrectedLayer[];
+  skipped: { layer: string; reason: string }[];
+  /**
+   * Whether `sim` was calibrated again on `data` (corrected biases move the
+   * activations). Without data (analytical), `sim` keeps the input's activation
+   * ranges: the shifts are about one weight-quantization error, small next to
+   * those ranges; calibrate it yourself to refresh them.
+   */
+  recalibrated: boolean;
+  scores?: BeforeAfter;
+}
+
+/** Layers whose bias can absorb a per-output-channel shift. */
+const CORRECTABLE = new Set(["conv2d", "depthwiseConv2d", "conv1d", "dense"]);
+/** Ops that keep each channel's expected value: E[x] passes through them unchanged. */
+const MEAN_PRESERVING = new Set(["identity", "globalAvgPool", "avgPool2d"]);
+
+/**
+ * Bias correction (Nagel et al., "Data-Free Quantization Through Weight
+ * Equalization and Bias Correction", 2019, §4.1; AIMET `bias_correction`).
+ * Quantizing weights shifts each output channel's mean by
+ * E[W_q x] − E[W x] = (W_q − W)·E[x]; subtracting that shift from the bias
+ * removes the biased part of the weight error.
+ *
+ * 1. Choose the layers: conv/dense layers whose weights are quantized below 32
+ *    bits (32-bit or bypassed weights have nothing to correct: skipped).
+ * 2. Measure each layer's shift:
+ *    - "empirical": from `data`, comparing the layer's per-channel mean
+ *      pre-activation output (before its fused activation and output quantizer)
+ *      in FP32 with that of the simulation, in the order of `schedule`. As AIMET
+ *      does, the simulation measured has its activation quantizers bypassed, so
+ *      the correction is for weight quantization only. Zero padding is
+ *      accounted for exactly (these are real outputs).
+ *    - "analytical": E[x] from the previous layer's BatchNorm statistics N(β, γ²)
+ *      passed through its ReLU / ReLU6 / linear activation (clippedNormalMean),
+ *      then (W_q − W)·E[x] over input channels and kernel positions (zero
+ *      padding ignored, as in AIMET). Layers whose input has no such statistics
+ *      (the first layer, after an add, ...) are skipped, as AIMET does. Like
+ *      "one-pass", it corrects each layer's own error only, and it takes E[x]
+ *      from training-time statistics: it helps once CLE has tamed the weight
+ *      noise, and can hurt before.
+ * 3. Subtract it from a copy of the bias (the input graph and simulation are
+ *    left as they were).
+ * 4. A new simulation over the corrected graph (`sim.withGraph`, AdaRound's
+ *    frozen weights kept), calibrated again on `data` when given.
+ * 5. With `evaluation`, score before and after.
+ *
+ * Ownership: the input simulation and its graph are not changed (nor do they
+ * cache anything). The result's `graph` holds new tensors and `sim` runs over
+ * it: the caller disposes both, `sim` first.
+ */
+export async function biasCorrection(sim: QuantSim, options: BiasCorrectionOptions): Promise<BiasCorrectionResult> {
+  const { method, data } = options;
+  if (method !== "empirical" && method !== "analytical") {
+    throw new Error(`biasCorrection: method must be "empirical" or "analytical", got ${JSON.stringify(method)}`);
+  }
+  if (method === "empirical" && !data) {
+    throw new Error('biasCorrection: the empirical method needs calibration data (options.data, e.g. toDataset("mnist:0:256")); the analytical one needs none');
+  }
+  const schedule = options.schedule ?? "layer-by-layer";
+  if (schedule !== "layer-by-layer" && schedule !== "one-pass") {
+    throw new Error(`biasCorrection: schedule must be "layer-by-layer" or "one-pass", got ${JSON.stringify(schedule)}`);
+  }
+  const source = sim.graph;
+  // 1. Layers.
+  const { targets, skipped } = chooseLayers(sim, options.layers);
+  const frozen = frozenWeights(sim);
+  const params = new Map(source.nodes.map((n) => [n.name, Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])) as Params]));
+  const current = () =>
+    new Graph({ name: source.name, nodes: source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: { ...n.attrs } })), inputs: [...source.inputs], outputs: [...source.outputs] });
+  const corrected: CorrectedLayer[] = [];
+  const start = Date.now();
+  const correct = (layer: GraphNode, shift: ArrayLike<number>) => {
+    const p = params.get(layer.name)!;
+    const bias = tf.tidy(() => (p.bias ? tf.sub(p.bias, tf.tensor1d(Array.from(shift))) : tf.neg(tf.tensor1d(Array.from(shift)))));
+    p.bias?.dispose();
+    p.bias = bias;
+    const abs = Array.from(shift, Math.abs);
+    corrected.push({ layer: layer.name, method, meanAbsShift: abs.reduce((a, b) => a + b, 0) / abs.length, maxAbsShift: Math.max(...abs) });
+    options.onProgress?.({ task: `bias correction (${method})`, done: corrected.length, total: targets.length, unit: "layers", elapsedMs: Date.now() - start, detail: layer.name });
+  };
+  let next: QuantSim | undefined;
+  try {
+    // 2–3. Shifts, subtracted from the biases.
+    if (targets.length === 0) {
+      // Nothing is quantized below 32 bits (or every layer was left out): the graph stays as it was.
+    } else if (method === "analytical") {
+      for (const layer of targets) {
+        const input = inputMeanFromBatchNorm(source, layer);
+        if ("reason" in input) skipped.push({ layer: layer.name, reason: input.reason });
+        else correct(layer, analyticalShift(sim, layer, input.mean));
+      }
+    } else if (schedule === "one-pass") {
+      const measured = rebase(weightsOnly(sim), current(), frozen, true);
+      try {
+        const shifts = await measureMeans(measured, targets, data!, "own shift");
+        for (const layer of targets) correct(layer, shifts.get(layer.name)!);
+      } finally {
+        measured.dispose();
+      }
+    } else {
+      const reference = await measureMeans(source, targets, data!, "fp32");
+      const measuring = weightsOnly(sim);
+      for (const layer of targets) {
+        // Layers before this one are already corrected in `current()`.
+        const step = rebase(measuring, current(), frozen, true);
+        try {
+          const quantized = (await measureMeans(step, [layer], data!, "quantized")).get(layer.name)!;
+          const fp = reference.get(layer.name)!;
+          correct(layer, quantized.map((q, i) => q - fp[i]));
+        } finally {
+          step.dispose();
+        }
+      }
+    }
+    // 4. The simulation over the corrected graph.
+    const graph = current();
+    next = rebase(sim, graph, frozen, !data);
+    if (data) next = await next.calibrate(data, { onProgress: options.onProgress });
+    // 5. Scores.
+    const scores = options.evaluation ? await scoreBefore(sim, next, options.evaluation) : undefined;
+    const order = new Map(source.nodes.map((n, i) => [n.name, i]));
+    skipped.sort((a, b) => order.get(a.layer)! - order.get(b.layer)!);
+    return { sim: next, graph, corrected, skipped, recalibrated: data !== undefined, ...(scores ? { scores } : {}) };
+  } catch (err) {
+    next?.dispose();
+    for (const p of params.values()) tf.dispose(Object.values(p));
+    throw err;
+  }
+}
+
+/** Scores with a copy of the caller's simulation, which is left as it was (no cached quantized weights). */
+async function scoreBefore(sim: QuantSim, next: QuantSim, evaluation: EvaluationOptions): Promise<BeforeAfter> {
+  const before = sim.with({});
+  try {
+    return await scoreBeforeAfter("bias correction", before, next, evaluation);
+  } finally {
+    before.dispose();
+  }
+}
+
+/** Targets in execution order, and the layers left out with the reason. */
+function chooseLayers(sim: QuantSim, names: readonly string[] | undefined): { targets: GraphNode[]; skipped: { layer: string; reason: string }[] } {
+  const graph = sim.graph;
+  if (names) {
+    for (const name of names) {
+      const node = graph.node(name);
+      if (!CORRECTABLE.has(node.op)) throw new Error(`biasCorrection: layer "${name}" is a ${node.op}; only conv2d, depthwiseConv2d, conv1d and dense layers have a bias to correct`);
+    }
+  }
+  const wanted = names ? new Set(names) : undefined;
+  const candidates = graph.nodes.filter((n) => (wanted ? wanted.has(n.name) : CORRECTABLE.has(n.op) || n.op === "separableConv2d"));
+  if (candidates.length === 0) throw new Error(`biasCorrection: "${graph.name}" has no conv or dense layer to correct`);
+  const targets: GraphNode[] = [];
+  const skipped: { layer: string; reason: string }[] = [];
+  for (const node of candidates) {
+    const reason = whyNotCorrected(sim, node);
+    if (reason) skipped.push({ layer: node.name, reason });
+    else targets.push(node);
+  }
+  return { targets, skipped };
+}
+
+function whyNotCorrected(sim: QuantSim, node: GraphNode): string | undefined {
+  if (node.op === "separableConv2d") return "separable convolution: not supported (its depthwise and pointwise kernels share one bias)";
+  const sites = sim.sites.filter((s) => s.node === node.name && s.kind !== "activation");
+  const weights = sites.filter((s) => s.kind === "weight");
+  const stochastic = sites.find((s) => sim.settingsOf(s.name).enabled && sim.settingsOf(s.name).rounding === "stochastic" && !sim.frozenWeightOf(s.name));
+  if (stochastic) return `"${stochastic.name}" rounds stochastically: only the simulation knows its values (use rounding "nearest")`;
+  const quantized = weights.filter((s) => sim.encodingOf(s.name) !== null);
+  if (quantized.length === 0) return "weights not quantized (quantizer bypassed): nothing to correct";
+  if (quantized.every((s) => sim.settingsOf(s.name).bitwidth >= 32)) return "32-bit weights: their quantization is the identity up to float32 rounding, nothing to correct";
+  return undefined;
+}
+
+/** AdaRound's on-grid weights, which `withGraph` drops: the corrected graph keeps the same kernels, so they still apply. */
+function frozenWeights(sim: QuantSim): Map<string, FrozenWeight> {
+  const out = new Map<string, FrozenWeight>();
+  for (const s of sim.sites) {
+    const w = s.kind === "activation" ? undefined : sim.frozenWeightOf(s.name);
+    if (w) out.set(s.name, w);
+  }
+  return out;
+}
+
+function rebase(sim: QuantSim, graph: Graph, frozen: ReadonlyMap<string, FrozenWeight>, keepStats: boolean): QuantSim {
+  const next = sim.withGraph(graph, { keepStats });
+  return frozen.size ? next.withFrozenWeights(frozen) : next;
+}
+
+/** The simulation with its activation quantizers bypassed: weight (and bias) quantization only, as AIMET measures. */
+function weightsOnly(sim: QuantSim): QuantSim {
+  const activations = sim.sites.filter((s) => s.kind === "activation");
+  return sim.with(Object.fromEntries(activations.map((s) => [s.name, { enabled: false }])));
+}
+
+/**
+ * The simulation's values of a layer's parameters of the given kinds (weights,
+ * and biases when quantized), as its own forward pass uses them: new tensors the
+ * caller disposes. Parameters left unquantized are not in the result.
+ */
+function quantizedParams(sim: QuantSim, layer: string, kinds: readonly QuantizerKind[]): Params {
+  const node = sim.graph.node(layer);
+  const out: Params = {};
+  for (const site of sim.sites) {
+    if (site.node !== layer || !kinds.includes(site.kind)) continue;
+    const enc = sim.encodingOf(site.name);
+    if (!enc) continue;
+    const frozen = sim.frozenWeightOf(site.name);
+    const original = node.params[site.param!];
+    out[site.param!] = frozen
+      ? tf.tensor(frozen.values, frozen.shape)
+      : tf.tidy(() => {
+          const x = site.channelShape ? tf.reshape(original, site.channelShape) : original;
+          const y = fakeQuant(x, enc, { axis: site.channelAxis });
+          return site.channelShape ? tf.reshape(y, original.shape) : y;
+        });
+  }
+  return out;
+}
+
+/** The layer's output before its fused activation. */
+function preActivation(layer: GraphNode, inputs: tf.Tensor[], params: Params): tf.Tensor {
+  return getOp(layer.op).run({ ...layer, attrs: { ...layer.attrs, activation: "linear" } }, inputs, params);
+}
+
+/**
+ * (W_q − W)·E[x]: the shift of each output channel's mean when the layer's
+ * weights are quantized, for inputs whose channel means are `inputMean`.
+ */
+function analyticalShift(sim: QuantSim, layer: GraphNode, inputMean: number[]): Float32Array {
+  const param = layer.op === "depthwiseConv2d" ? "depthwise_kernel" : "kernel";
+  const q = quantizedParams(sim, layer.name, ["weight"]);
+  try {
+    return tf.tidy(() => kernelTimesInputConstant(layer.op, tf.sub(q[param], layer.params[param]), inputMean).dataSync() as Float32Array);
+  } finally {
+    tf.dispose(Object.values(q));
+  }
+}
+
+/**
+ * What `measureMeans` averages per output channel at each layer:
+ * - "fp32": the graph's pre-activation output;
+ * - "quantized": the simulation's, from its quantized inputs and parameters;
+ * - "own shift": the simulation's minus FP32 parameters on the same quantized inputs.
+ */
+type Measure = "fp32" | "quantized" | "own shift";
+
+/**
+ * Per layer, the per-output-channel mean over `data` (all examples and
+ * positions) of the measured quantity, in one pass: a hook keeps a reference to
+ * every node's output while its readers may still run, and at each layer
+ * computes the layer's pre-activation from its inputs.
+ */
+async function measureMeans(model: Graph | QuantSim, layers: readonly GraphNode[], data: Dataset, measure: Measure): Promise<Map<string, Float64Array>> {
+  const wanted = new Map(layers.map((l) => [l.name, l]));
+  const sums = new Map<string, Float64Array>();
+  const counts = new Map<string, number>();
+  const quantized = new Map<string, Params>();
+  const seen = new Map<string, tf.Tensor>();
+  const hook: NodeHook = (node, out) => {
+    seen.set(node.name, out);
+    const layer = wanted.get(node.name);
+    if (!layer) return;
+    const inputs = layer.inputs.map((name) => seen.get(name)!);
+    let value: tf.Tensor;
+    if (measure === "fp32") value = layer.attrs.activation === "linear" ? out : preActivation(layer, inputs, layer.params);
+    else {
+      const q = preActivation(layer, inputs, { ...layer.params, ...quantized.get(layer.name)! });
+      value = measure === "quantized" ? q : tf.sub(q, preActivation(layer, inputs, layer.params));
+    }
+    const channels = value.shape[value.rank - 1];
+    const sum = tf.sum(value, Array.from({ length: value.rank - 1 }, (_, i) => i)).dataSync();
+    const acc = sums.get(layer.name) ?? new Float64Array(channels);
+    sum.forEach((v, i) => (acc[i] += v));
+    sums.set(layer.name, acc);
+    counts.set(layer.name, (counts.get(layer.name) ?? 0) + value.size / channels);
+  };
+  const outputs = [layers[layers.length - 1].name];
+  const task = `bias correction: ${measure} means`;
+  try {
+    if (model instanceof QuantSim) {
+      for (const l of layers) quantized.set(l.name, quantizedParams(model, l.name, ["weight", "bias"]));
+      // The simulation's own graph holds the parameters it quantizes.
+      for (const l of layers) wanted.set(l.name, model.graph.node(l.name));
+      await model.run(data, { hook, outputs, task });
+    } else {
+      await runDataset(model, data, { hook, outputs, task });
+    }
+  } finally {
+    for (const p of quantized.values()) tf.dispose(Object.values(p));
+    seen.clear();
+  }
+  return new Map([...sums].map(([name, s]) => [name, s.map((v) => v / counts.get(name)!)]));
+}
+
+/** One row of `meanShifts`. */
+export interface MeanShiftRow {
+  layer: string;
+  /** Per output channel: E[simulated pre-activation] − E[FP32 pre-activation] over the data. */
+  shifts: number[];
+  meanAbsShift: number;
+  maxAbsShift: number;
+}
+
+/**
+ * The biased part of the quantization error at each conv/dense layer: the
+ * per-output-channel mean of the simulation's pre-activation output minus
+ * FP32's, over `data` (two passes). What empirical bias correction drives to 0.
+ * The simulation is used as it is (activation quantizers included): pass
+ * `sim.with(...)` with them bypassed to see the weights' part alone. FP32 is
+ * `reference` (same node names), by default the simulation's own graph; to
+ * judge a corrected model, whose biases moved, give the original graph.
+ */
+export async function meanShifts(sim: QuantSim, data: Dataset, options: { layers?: string[]; reference?: Graph } = {}): Promise<MeanShiftRow[]> {
+  const layers = options.layers ? options.layers.map((n) => sim.graph.node(n)) : sim.graph.nodes.filter((n) => CORRECTABLE.has(n.op));
+  const bad = layers.find((n) => !CORRECTABLE.has(n.op));
+  if (bad) throw new Error(`meanShifts: layer "${bad.name}" is a ${bad.op}, not a conv/dense layer`);
+  if (layers.length === 0) throw new Error(`meanShifts: "${sim.graph.name}" has no conv or dense layer`);
+  const copy = sim.with({});
+  try {
+    const reference = options.reference ?? sim.graph;
+    const fp = await measureMeans(reference, layers.map((l) => reference.node(l.name)), data, "fp32");
+    const q = await measureMeans(copy, layers, data, "quantized");
+    return layers.map((l) => {
+      const shifts = Array.from(q.get(l.name)!, (v, i) => v - fp.get(l.name)![i]);
+      const abs = shifts.map(Math.abs);
+      return { layer: l.name, shifts, meanAbsShift: abs.reduce((a, b) => a + b, 0) / abs.length, maxAbsShift: Math.max(...abs) };
+    });
+  } finally {
+    copy.dispose();
+  }
+}
+
+/**
+ * E[x] per channel of a layer's input, from the BatchNorm statistics N(β, γ²)
+ * of the layer that produced it, through its ReLU / ReLU6 / linear activation
+ * and any ops that keep channel means (dropout, average pooling); or why not.
+ */
+export function inputMeanFromBatchNorm(graph: Graph, layer: GraphNode): { mean: number[] } | { reason: string } {
+  let node = graph.node(layer.inputs[0]);
+  while (MEAN_PRESERVING.has(node.op)) node = graph.node(node.inputs[0]);
+  let activation = { fn: "linear", maxValue: null as unknown };
+  let through = "";
+  if (node.op === "activation") {
+    activation = { fn: node.attrs.fn as string, maxValue: node.attrs.maxValue };
+    through = ` through "${node.name}"`;
+    node = graph.node(node.inputs[0]);
+  }
+  const stats = batchNormStatsOf(node);
+  if (!stats) {
+    return {
+      reason: node.op === "input"
+        ? `its input is the model input "${node.name}", which has no BatchNorm statistics`
+        : `its input comes${through} from "${node.name}" (${node.op}), which carries no BatchNorm statistics`,
+    };
+  }
+  const fused = (node.attrs.activation as string | undefined) ?? "linear";
+  if (fused !== "linear") {
+    if (activation.fn !== "linear") return { reason: `"${node.name}" has a fused ${fused} activation followed by another${through}` };
+    activation = { fn: fused, maxValue: null };
+  }
+  let clip: (i: number) => [number, number];
+  if (activation.fn === "linear") clip = () => [-Infinity, Infinity];
+  else if (activation.fn === "relu6") clip = () => [0, 6];
+  else if (activation.fn === "relu") {
+    const max = activation.maxValue;
+    clip = Array.isArray(max) ? (i) => [0, max[i] as number] : typeof max === "number" ? () => [0, max] : () => [0, Infinity];
+  } else {
+    return { reason: `its input passes through a ${activation.fn} activation${through}, whose mean over a normal distribution has no closed form here` };
+  }
+  const channels = inputChannels(layer);
+  if (stats.mean.length !== channels) return { reason: `"${node.name}" has BatchNorm statistics for ${stats.mean.length} channels, the layer reads ${channels}` };
+  return { mean: stats.mean.map((m, i) => clippedNormalMean(m, stats.std[i], ...clip(i))) };
+}
+
+/** Axis of input channels in each correctable layer's kernel. */
+const INPUT_CHANNEL_AXIS: Record<string, number> = { dense: 0, conv1d: 1, conv2d: 2, depthwiseConv2d: 2 };
+
+function inputChannels(layer: GraphNode): number {
+  const kernel = layer.params[layer.op === "depthwiseConv2d" ? "depthwise_kernel" : "kernel"];
+  return kernel.shape[INPUT_CHANNEL_AXIS[layer.op]];
+}
+
+/**
+ * E[clip(X, lo, hi)] for X ~ N(mean, std²), derived by splitting the integral at
+ * the clip points, with a = (lo − μ)/σ and b = (hi − μ)/σ:
+ *   lo·Φ(a) + hi·(1 − Φ(b)) + μ·(Φ(b) − Φ(a)) + σ·(φ(a) − φ(b)).
+ * ReLU is [0, ∞): μ·Φ(μ/σ) + σ·φ(μ/σ); ReLU6 is [0, 6]; linear gives μ.
+ */
+export function clippedNormalMean(mean: number, std: number, lo = -Infinity, hi = Infinity): number {
+  if (!(lo <= hi)) throw new Error(`clippedNormalMean: empty clip range [${lo}, ${hi}]`);
+  if (!(std >= 0)) throw new Error(`clippedNormalMean: std must be ≥ 0, got ${std}`);
+  if (std === 0) return Math.min(Math.max(mean, lo), hi);
+  const a = (lo - mean) / std;
+  const b = (hi - mean) / std;
+  const below = lo === -Infinity ? 0 : lo * normalCdf(a);
+  const above = hi === Infinity ? 0 : hi * (1 - normalCdf(b));
+  return below + above + mean * (normalCdf(b) - normalCdf(a)) + std * (normalPdf(a) - normalPdf(b));
+}
+
+function normalPdf(z: number): number {
+  return Number.isFinite(z) ? Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI) : 0;
+}
+
+function normalCdf(z: number): number {
+  return 0.5 * erfc(-z / Math.SQRT2);
+}
+
+/** Complementary error function, relative error < 1.2e-7 (Numerical Recipes' Chebyshev fit). */
+function erfc(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  const r = z === Infinity ? 0 : t * Math.exp(poly);
+  return x >= 0 ? r : 2 - r;
+}

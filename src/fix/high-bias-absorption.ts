@@ -1,0 +1,150 @@
+import * as tf from "@tensorflow/tfjs";
+import { Graph } from "../graph/graph";
+import { GraphNode, Params } from "../graph/types";
+import { findPairs } from "./cross-layer-equalization";
+import { batchNormStatsOf } from "./fold-batch-norm";
+
+/** Axis of input channels in each layer's kernel; the output channels are the axes after it. */
+const INPUT_AXIS: Record<string, { param: string; inAxis: number }> = {
+  dense: { param: "kernel", inAxis: 0 },
+  conv1d: { param: "kernel", inAxis: 1 },
+  conv2d: { param: "kernel", inAxis: 2 },
+  // [kh, kw, in, multiplier]: output channel c*multiplier + m reads input channel c only.
+  depthwiseConv2d: { param: "depthwise_kernel", inAxis: 2 },
+};
+
+/**
+ * What a layer adds to each output channel when every input channel i holds the
+ * constant v_i: Σ over input channels and kernel positions of W · v (for
+ * depthwise, channel by channel). Ignores zero padding, which carries no v.
+ */
+export function kernelTimesInputConstant(op: string, kernel: tf.Tensor, v: ArrayLike<number>): tf.Tensor1D {
+  const rule = INPUT_AXIS[op];
+  if (!rule) throw new Error(`kernelTimesInputConstant: op "${op}" is not a conv/dense layer`);
+  const inChannels = kernel.shape[rule.inAxis];
+  if (v.length !== inChannels) throw new Error(`kernelTimesInputConstant: ${v.length} values for ${inChannels} input channels`);
+  return tf.tidy(() => {
+    const shape = kernel.shape.map((d, i) => (i === rule.inAxis ? d : 1));
+    const weighted = tf.mul(kernel, tf.tensor(Array.from(v), shape));
+    // Depthwise keeps its input axis (it is the output channel); the others sum it away.
+    const lastSummed = op === "depthwiseConv2d" ? rule.inAxis - 1 : rule.inAxis;
+    const summed = tf.sum(weighted, Array.from({ length: lastSummed + 1 }, (_, i) => i));
+    return tf.reshape(summed, [-1]) as tf.Tensor1D;
+  });
+}
+
+export interface AbsorbedPair {
+  first: string;
+  /** The ReLU between the two layers; absent when they are joined directly (linear). */
+  activation?: string;
+  second: string;
+  /** Output channels of `first` that gave up a constant (c > 0). */
+  channels: number;
+  /** Mean of c over those channels (0 when none). */
+  meanAbsorbed: number;
+  maxAbsorbed: number;
+}
+
+export interface HighBiasResult {
+  /** A new graph owning new tensors (the input graph is left as it was): dispose it when done. */
+  graph: Graph;
+  /** Every pair that qualified, in execution order, with what it absorbed (channels 0: nothing above 3σ). */
+  absorbed: AbsorbedPair[];
+  /**
+   * Pairs whose second layer zero-pads ("same" padding, kernel wider than 1): at the
+   * borders the padded zeros do not carry c, so the FP32 function changes there
+   * (AIMET makes the same approximation and does not say so).
+   */
+  approximate: string[];
+  /** Pairs with BatchNorm statistics that could not absorb, and why. */
+  skipped: { first: string; second: string; reason: string }[];
+}
+
+/** Whether zero padding reaches the layer's input: "same" padding with a kernel wider than one position. */
+function zeroPads(node: GraphNode): boolean {
+  if (node.op === "dense" || node.attrs.padding !== "same") return false;
+  const kernel = node.params[INPUT_AXIS[node.op].param];
+  return kernel.shape.slice(0, INPUT_AXIS[node.op].inAxis).some((d) => d > 1);
+}
+
+/**
+ * High-bias absorption (Nagel et al., "Data-Free Quantization Through Weight
+ * Equalization and Bias Correction", 2019, §4.2; AIMET's `HighBiasFold`). After
+ * CLE, a channel scaled up keeps a large bias, so the first layer's output range
+ * (and its activation quantizer's) is wide for nothing. For each pair
+ * first → ReLU → second whose first layer carries the folded BatchNorm's
+ * statistics N(β, γ²) (rescaled by CLE): c = max(0, β − 3|γ|) per channel,
+ * then b1 −= c and b2 += W2 · c. Since ReLU(x − c) + c = ReLU(x) whenever x ≥ c,
+ * which the statistics say holds for ~99.9% of values, FP32 barely changes while
+ * the first layer's output range shrinks by c. Pairs joined directly (no
+ * activation) absorb all of β, exactly, as AIMET does. ReLU6 does not commute
+ * with the shift: run crossLayerEqualization first (it makes pair ReLU6s ReLU);
+ * pairs still clipped are listed in `skipped`. The first layer's statistics
+ * become N(β − c, γ²). Second layers with zero padding are listed in `approximate`
+ * (on nsfwjs's MobileNetV2 those are the 3×3 depthwise layers after each
+ * expansion, and the border error they make moves a few photos' top-1);
+ * `zeroPadded: "skip"` leaves them out instead.
+ */
+export function highBiasAbsorption(source: Graph, options: { zeroPadded?: "absorb" | "skip" } = {}): HighBiasResult {
+  const zeroPadded = options.zeroPadded ?? "absorb";
+  if (zeroPadded !== "absorb" && zeroPadded !== "skip") throw new Error(`highBiasAbsorption: zeroPadded must be "absorb" or "skip", got ${JSON.stringify(zeroPadded)}`);
+  const pairs = findPairs(source).filter((p) => batchNormStatsOf(p.first));
+  if (pairs.length === 0) {
+    throw new Error(
+      `high-bias absorption found no layer pair with BatchNorm statistics in "${source.name}": fold BatchNorm first with foldBatchNorms, then run crossLayerEqualization, then highBiasAbsorption`,
+    );
+  }
+  const params = new Map(source.nodes.map((n) => [n.name, Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])) as Params]));
+  const attrs = new Map(source.nodes.map((n) => [n.name, { ...n.attrs }]));
+  const absorbed: AbsorbedPair[] = [];
+  const approximate: string[] = [];
+  const skipped: HighBiasResult["skipped"] = [];
+  try {
+    for (const { first, act, second } of pairs) {
+      const clip = act?.attrs.maxValue;
+      if (clip != null) {
+        skipped.push({ first: first.name, second: second.name, reason: `"${act!.name}" clips at ${Array.isArray(clip) ? "per-channel values" : clip} (ReLU6): ReLU6(x − c) + c ≠ ReLU6(x); run crossLayerEqualization first, which makes it ReLU` });
+        continue;
+      }
+      if (zeroPadded === "skip" && zeroPads(second)) {
+        skipped.push({ first: first.name, second: second.name, reason: `"${second.name}" zero-pads its input ("same" padding): the padded zeros would not carry the absorbed constant` });
+        continue;
+      }
+      const relu = act !== undefined || first.attrs.activation === "relu";
+      const stats = batchNormStatsOf({ ...first, attrs: attrs.get(first.name)! })!;
+      const c = stats.mean.map((beta, i) => (relu ? Math.max(0, beta - 3 * stats.std[i]) : beta));
+      const p1 = params.get(first.name)!;
+      const p2 = params.get(second.name)!;
+      const kernel2 = p2[INPUT_AXIS[second.op].param];
+      const added = kernelTimesInputConstant(second.op, kernel2, c);
+      const b1 = p1.bias ?? tf.zeros([c.length]);
+      const b2 = p2.bias ?? tf.zeros(added.shape);
+      const newB1 = tf.tidy(() => tf.sub(b1, tf.tensor1d(c)));
+      const newB2 = tf.tidy(() => tf.add(b2, added));
+      tf.dispose([b1, b2, added]);
+      p1.bias = newB1;
+      p2.bias = newB2;
+      attrs.get(first.name)!.batchNormStats = { mean: stats.mean.map((m, i) => m - c[i]), std: [...stats.std] };
+      const taken = c.filter((v) => v !== 0);
+      absorbed.push({
+        first: first.name,
+        ...(act ? { activation: act.name } : {}),
+        second: second.name,
+        channels: taken.length,
+        meanAbsorbed: taken.length ? taken.reduce((a, b) => a + Math.abs(b), 0) / taken.length : 0,
+        maxAbsorbed: taken.reduce((a, b) => Math.max(a, Math.abs(b)), 0),
+      });
+      if (taken.length && zeroPads(second)) approximate.push(`${first.name} → ${second.name}`);
+    }
+  } catch (err) {
+    for (const p of params.values()) tf.dispose(Object.values(p));
+    throw err;
+  }
+  const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
+  return {
+    graph: new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] }),
+    absorbed,
+    approximate,
+    skipped,
+  };
+}
