@@ -36,7 +36,11 @@ describe("debugFlow", () => {
     const boxes = record.steps.map((s) => s.box);
     assert.deepEqual(boxes.slice(0, 4), ["fp32-sanity-check", "quantized-baseline", "weights-vs-activations", "fold-batch-norm"]);
     assert.deepEqual(seen, boxes, "onStep saw every step as it happened");
-    assert.ok(boxes.indexOf("cross-layer-equalization") < boxes.indexOf("range-setting"), "weights are the culprit: weight fixes first");
+    // Weights are the culprit here: the weight fixes come first, in the guidebook's order, then activations, then the last resorts.
+    const canonical: string[] = ["fold-batch-norm", "cross-layer-equalization", "high-bias-absorption", "per-channel", "bias-correction", "adaround", "range-setting", "per-layer-analysis", "fix-quantizers", "qat"];
+    const fixes: string[] = boxes.slice(3);
+    assert.deepEqual(fixes, canonical.filter((b) => fixes.includes(b)), `order ${fixes.join(", ")}`);
+    assert.deepEqual(fixes, canonical.slice(0, fixes.length), "no box skipped silently: skipped ones are recorded too");
     assert.equal(record.steps[boxes.length - 1].met, true);
     assert.ok(record.steps.slice(0, -1).every((s) => !s.met || s.box === "fp32-sanity-check"), "it stops as soon as the target is met");
     // Only fixes that raise the score are kept (folding always: runtimes fold).

@@ -3,6 +3,8 @@ import { sweepDisabled, SweepResult } from "../analysis/sweeps";
 import { weightChannelStats } from "../analysis/weight-channels";
 import { crossLayerEqualization } from "../fix/cross-layer-equalization";
 import { foldBatchNorms } from "../fix/fold-batch-norm";
+import { highBiasAbsorption } from "../fix/high-bias-absorption";
+import { biasCorrection } from "../fix/bias-correction";
 import { QuantSim } from "../quant/quantsim";
 import { RangeMethod, SettingsPatch } from "../quant/settings";
 import { FlowContext } from "./flow-scoring";
@@ -65,6 +67,52 @@ const crossLayerEqualizationFix: FlowFix = {
       sim,
       finding: `Equalized ${cle.pairs.length} layer pairs; the widest channel-range ratio went from ${ratio(before).toFixed(1)} to ${ratio(after).toFixed(1)}.${relu6}`,
       result: { pairs: cle.pairs, relu6Replaced: cle.relu6Replaced, relu6Rescaled: cle.relu6Rescaled, channelRanges: { before, after } },
+    };
+  },
+};
+
+const highBiasAbsorptionFix: FlowFix = {
+  box: "high-bias-absorption",
+  title: "High-bias absorption",
+  kind: "fix",
+  async run(ctx) {
+    let hba: ReturnType<typeof highBiasAbsorption>;
+    try {
+      hba = highBiasAbsorption(ctx.graph);
+    } catch (err) {
+      return { skip: (err as Error).message };
+    }
+    if (hba.absorbed.length === 0) {
+      hba.graph.dispose();
+      return { skip: "no channel's BatchNorm statistics (β > 3|γ|) put its input to a ReLU safely above zero, so there is no bias to absorb." };
+    }
+    const channels = hba.absorbed.reduce((n, a) => n + a.channels, 0);
+    return {
+      graph: hba.graph,
+      sim: await recalibrated(ctx, hba.graph),
+      finding: `Moved part of the bias of ${channels} channels in ${hba.absorbed.length} layer pairs into the next layer, narrowing the activation ranges in between${hba.approximate.length ? ` (${hba.approximate.length} pairs approximate at zero-padded borders)` : ""}.`,
+      result: { absorbed: hba.absorbed, approximate: hba.approximate },
+    };
+  },
+};
+
+const biasCorrectionFix: FlowFix = {
+  box: "bias-correction",
+  title: "Bias correction",
+  kind: "fix",
+  async run(ctx) {
+    const r = await biasCorrection(ctx.sim, { method: "empirical", data: ctx.calibration, onProgress: ctx.options.onProgress });
+    if (r.corrected.length === 0) {
+      r.sim.dispose();
+      r.graph.dispose();
+      return { skip: `no layer to correct (${r.skipped.map((s) => `${s.layer}: ${s.reason}`).slice(0, 2).join("; ")}).` };
+    }
+    const worst = r.corrected.reduce((a, b) => (b.meanAbsShift > a.meanAbsShift ? b : a));
+    return {
+      graph: r.graph,
+      sim: r.sim,
+      finding: `Measured on the calibration data how quantized weights shift each output channel's mean, and subtracted it from the bias of ${r.corrected.length} layers (largest mean shift ${worst.meanAbsShift.toExponential(2)} at ${worst.layer}).`,
+      result: { corrected: r.corrected, skipped: r.skipped },
     };
   },
 };
@@ -170,7 +218,7 @@ const fixQuantizers: FlowFix = {
 };
 
 /** Weight fixes, in the guidebook's order. */
-export const WEIGHT_FIXES: FlowFix[] = [foldBatchNorm, crossLayerEqualizationFix, perChannel];
+export const WEIGHT_FIXES: FlowFix[] = [foldBatchNorm, crossLayerEqualizationFix, highBiasAbsorptionFix, perChannel, biasCorrectionFix];
 export const ACTIVATION_FIXES: FlowFix[] = [rangeSetting];
 /** After both sides: find the sensitive quantizers and raise them, then train. */
 export const LAST_RESORT_FIXES: FlowFix[] = [perLayerAnalysis, fixQuantizers];
