@@ -88,3 +88,8 @@ export { highBiasAbsorption, kernelTimesInputConstant } from "./fix/high-bias-ab
 export type { HighBiasResult, AbsorbedPair } from "./fix/high-bias-absorption";
 export { biasCorrection, meanShifts, clippedNormalMean, inputMeanFromBatchNorm } from "./fix/bias-correction";
 export type { BiasCorrectionOptions, BiasCorrectionResult, CorrectedLayer, BiasCorrectionMethod, EmpiricalSchedule, MeanShiftRow } from "./fix/bias-correction";
+export { qat } from "./fix/qat";
+export type { QatOptions, QatResult, QatLoss, LearnedRangeRow } from "./fix/qat";
+export { trainingCurveView } from "../widgets/training-curve-view";
+export type { TrainingCurveViewOptions } from "../widgets/training-curve-view";
+export type { CleResult as CrossLayerEqualizationResult } from "./fix/cross-layer-equalization";

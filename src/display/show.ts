@@ -10,6 +10,7 @@ import { weightChannelsView } from "../../widgets/weight-channels-view";
 import { histogramView } from "../../widgets/histogram-view";
 import { flowView, fixStepView } from "../../widgets/flow-view";
 import { channelRangesView } from "../../widgets/channel-ranges-view";
+import { trainingCurveView } from "../../widgets/training-curve-view";
 import type { FlowStep } from "../flow/flow-types";
 import { activationAxesView } from "../../widgets/activation-axes-view";
 import type { ProgressFn } from "../progress";
@@ -37,6 +38,7 @@ export function viewOf(x: Showable): View {
     case "histograms": return histogramView(x as Parameters<typeof histogramView>[0]);
     case "activation-axes": return activationAxesView(x as Parameters<typeof activationAxesView>[0]);
     case "debug-flow": return flowView(x as Parameters<typeof flowView>[0]);
+    case "qat": return trainingCurveView((x as unknown as { curve: Parameters<typeof trainingCurveView>[0] }).curve);
     default: throw new Error(`show: nothing to draw for ${JSON.stringify(r.step ?? Object.keys(r).slice(0, 4))} (give an analysis result or a Vega-Lite view)`);
   }
 }
