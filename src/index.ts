@@ -93,3 +93,8 @@ export type { QatOptions, QatResult, QatLoss, LearnedRangeRow } from "./fix/qat"
 export { trainingCurveView } from "../widgets/training-curve-view";
 export type { TrainingCurveViewOptions } from "../widgets/training-curve-view";
 export type { CleResult as CrossLayerEqualizationResult } from "./fix/cross-layer-equalization";
+export { mixedPrecision, normalizeCandidates, candidateLabel } from "./fix/mixed-precision";
+export type { MixedPrecisionOptions, MixedPrecisionResult, MixedPrecisionStep, MixedPrecisionLayer, ParetoPoint, Candidate } from "./fix/mixed-precision";
+export { modelCost, costModel, costOf, kernelMacs } from "./fix/cost";
+export type { ModelCost, LayerCost, CostModel } from "./fix/cost";
+export { paretoView, mixedPrecisionTableView } from "../widgets/pareto-view";

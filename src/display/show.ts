@@ -11,6 +11,7 @@ import { histogramView } from "../../widgets/histogram-view";
 import { flowView, fixStepView } from "../../widgets/flow-view";
 import { channelRangesView } from "../../widgets/channel-ranges-view";
 import { trainingCurveView } from "../../widgets/training-curve-view";
+import { paretoView } from "../../widgets/pareto-view";
 import type { FlowStep } from "../flow/flow-types";
 import { activationAxesView } from "../../widgets/activation-axes-view";
 import type { ProgressFn } from "../progress";
@@ -38,6 +39,7 @@ export function viewOf(x: Showable): View {
     case "histograms": return histogramView(x as Parameters<typeof histogramView>[0]);
     case "activation-axes": return activationAxesView(x as Parameters<typeof activationAxesView>[0]);
     case "debug-flow": return flowView(x as Parameters<typeof flowView>[0]);
+    case "mixed-precision": return paretoView(x as Parameters<typeof paretoView>[0]);
     case "qat": return trainingCurveView((x as unknown as { curve: Parameters<typeof trainingCurveView>[0] }).curve);
     default: throw new Error(`show: nothing to draw for ${JSON.stringify(r.step ?? Object.keys(r).slice(0, 4))} (give an analysis result or a Vega-Lite view)`);
   }
@@ -45,8 +47,9 @@ export function viewOf(x: Showable): View {
 
 /** A step of the debugging flow: its analysis's own view, CLE's channel ranges, or the fix's before/after. */
 function flowStepView(step: FlowStep): View {
-  const result = step.result as { step?: string; channelRanges?: Parameters<typeof channelRangesView>[0] } | undefined;
+  const result = step.result as { step?: string; channelRanges?: Parameters<typeof channelRangesView>[0]; curve?: Parameters<typeof trainingCurveView>[0] } | undefined;
   if (result?.step) return viewOf(result as Showable);
+  if (result?.curve) return trainingCurveView(result.curve);
   if (result?.channelRanges) return channelRangesView(result.channelRanges, "CLE");
   return fixStepView(step);
 }

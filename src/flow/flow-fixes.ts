@@ -5,6 +5,7 @@ import { crossLayerEqualization } from "../fix/cross-layer-equalization";
 import { foldBatchNorms } from "../fix/fold-batch-norm";
 import { highBiasAbsorption } from "../fix/high-bias-absorption";
 import { biasCorrection } from "../fix/bias-correction";
+import { qat } from "../fix/qat";
 import { QuantSim } from "../quant/quantsim";
 import { RangeMethod, SettingsPatch } from "../quant/settings";
 import { FlowContext } from "./flow-scoring";
@@ -130,6 +131,8 @@ const perChannel: FlowFix = {
   },
 };
 
+const ALL_ACTIVATIONS = "**/*.output";
+
 const RANGE_CANDIDATES: { name: string; patch: SettingsPatch }[] = [
   { name: "percentile 99.99", patch: { rangeMethod: "percentile" as RangeMethod, percentile: 99.99 } },
   { name: "SQNR search", patch: { rangeMethod: "sqnr" as RangeMethod } },
@@ -143,7 +146,8 @@ const rangeSetting: FlowFix = {
   async run(ctx) {
     const acts = ctx.sim.sites.filter((s) => s.kind === "activation" && ctx.sim.settingsOf(s.name).enabled && !ctx.sim.settingsOf(s.name).range);
     if (acts.length === 0) return { skip: "no enabled activation quantizer takes its range from calibration." };
-    const variants = RANGE_CANDIDATES.map((c) => ({ key: c.name, sim: ctx.sim.with(Object.fromEntries(acts.map((s) => [s.name, c.patch]))) }));
+    // One glob for every activation quantizer, so the choice survives later graph fixes that rename them (folding).
+    const variants = RANGE_CANDIDATES.map((c) => ({ key: c.name, sim: ctx.sim.with({ [ALL_ACTIVATIONS]: c.patch }) }));
     try {
       const scores = await scoreAll("range setting", variants, { data: ctx.options.data, metric: ctx.options.metric, evaluate: ctx.options.evaluate, onProgress: ctx.options.onProgress });
       const rows = variants.map((v) => ({ method: v.key, score: scores.get(v.key)! }));
@@ -193,6 +197,7 @@ const fixQuantizers: FlowFix = {
     const ranked = [...sweep.rows].filter((r) => r.score > sweep.quantizedScore).sort((a, b) => b.score - a.score);
     if (ranked.length === 0) return { skip: "bypassing no single quantizer recovers any score." };
     const max = ctx.options.maxRaised ?? 4;
+    if (max <= 0) return { skip: "raising quantizers is off (maxRaised: 0)." };
     const raisedRows: { quantizer: string; bitwidth: number; score: number }[] = [];
     let sim = ctx.sim;
     let score = current;
@@ -217,8 +222,26 @@ const fixQuantizers: FlowFix = {
   },
 };
 
+const qatFix: FlowFix = {
+  box: "qat",
+  title: "Quantization-aware training",
+  kind: "fix",
+  async run(ctx) {
+    const epochs = ctx.options.qatEpochs ?? 0;
+    if (epochs <= 0) return { skip: "QAT is off (give qatEpochs, and training data with labels or none for distillation)." };
+    const data = ctx.options.training ?? ctx.calibration;
+    const r = await qat(ctx.sim, data, { epochs, seed: ctx.options.seed ?? 0, onProgress: ctx.options.onProgress });
+    return {
+      graph: r.graph,
+      sim: r.sim,
+      finding: `Fine-tuned the simulated model for ${r.epochs} epoch(s), ${r.steps} steps, with the straight-through estimator (${r.diagnosis})`,
+      result: { curve: r.curve, epochs: r.epochs, steps: r.steps, firstEpochLoss: r.firstEpochLoss, lastEpochLoss: r.lastEpochLoss },
+    };
+  },
+};
+
 /** Weight fixes, in the guidebook's order. */
 export const WEIGHT_FIXES: FlowFix[] = [foldBatchNorm, crossLayerEqualizationFix, highBiasAbsorptionFix, perChannel, biasCorrectionFix];
 export const ACTIVATION_FIXES: FlowFix[] = [rangeSetting];
 /** After both sides: find the sensitive quantizers and raise them, then train. */
-export const LAST_RESORT_FIXES: FlowFix[] = [perLayerAnalysis, fixQuantizers];
+export const LAST_RESORT_FIXES: FlowFix[] = [perLayerAnalysis, fixQuantizers, qatFix];

@@ -83,8 +83,10 @@ export interface DebugFlowOptions {
   relu6?: "relu" | "per-channel";
   /** AdaRound iterations per layer (0 skips it). */
   adaroundIterations?: number;
-  /** QAT epochs as the last resort (0 skips it; needs labelled data). */
+  /** QAT epochs as the last resort (0, the default, skips it). */
   qatEpochs?: number;
+  /** QAT's training data (default: the calibration data); with class labels it trains on them, else it distills FP32. */
+  training?: Dataset;
   /** At most this many quantizers raised to higher precision by "fix individual quantizers". */
   maxRaised?: number;
   seed?: number;

@@ -1,0 +1,527 @@
+import { EvaluationOptions, metricInfo, MetricInfo, scoreAll } from "../analysis/evaluation";
+import { MetricName } from "../eval/metric";
+import { ScoredVariant } from "../analysis/score-variants";
+import { allBypassed, Granularity } from "../analysis/variants";
+import { validateBitwidth } from "../quant/encoding";
+import { QuantSim } from "../quant/quantsim";
+import { SettingsPatch } from "../quant/settings";
+import { CostModel, costModel, costOf, simBits } from "./cost";
+
+/** A bit-width choice: weights, and activations too when given (otherwise activations keep the simulation's settings). */
+export interface Candidate {
+  weights: number;
+  activations?: number;
+}
+
+/** `data` is read once per pass (several passes): give a Dataset that can be iterated again, not a generator. */
+export interface MixedPrecisionOptions extends EvaluationOptions {
+  /**
+   * Bit-widths to choose from: numbers are weight bit-widths (`[4, 8]`), pairs
+   * set weights and activations (`[{ weights: 8, activations: 8 }, { weights: 4, activations: 8 }]`).
+   * They must be ordered: each at least as wide as the others in both parts, or
+   * narrower in both (W4A8 and W8A4 cannot be ranked, so they cannot be mixed).
+   */
+  candidates: readonly (number | { weights: number; activations: number })[];
+  /** How much the score may fall below FP32's, in metric units (0.005 = half a point of accuracy). */
+  allowedDrop: number;
+  /** What a configuration costs: bit operations (default) or model size in bytes. */
+  cost?: "bops" | "size";
+  /** Search per layer (a layer's weights and the activations its MACs read, default) or per quantizer. */
+  granularity?: Granularity;
+  /**
+   * How layers are ranked (steps 1–2 below). `from: "lowest"` (default):
+   * everything at the lowest candidate and one layer raised — what raising it
+   * is worth where the search starts, which walks up from the lowest.
+   * `"highest"` (AIMET's phase 1, made for its search that walks down from the
+   * highest): everything at the highest and one layer lowered. On the example
+   * model, where the drop comes from errors adding up across layers, lowering
+   * one layer alone moves accuracy by less than the noise of 1000 images, and
+   * that ranking kept 11–12 of 18 layers at 8 bits where "lowest" kept 5–7.
+   * `metric`: a built-in metric over `data` for this ranking only (default: the
+   * search's own), e.g. "mse", which changes smoothly where accuracy moves by
+   * whole examples (like AIMET's SQNR phase-1 callback).
+   */
+  sensitivity?: { from?: "highest" | "lowest"; metric?: MetricName };
+  /** Called with each row of the table as its configuration is scored. */
+  onStep?: (row: MixedPrecisionStep) => void;
+}
+
+/** One configuration on the search path: the layer raised and where that left score and cost. */
+export interface MixedPrecisionStep {
+  /** 0: everything at the lowest candidate; then one layer raised one level per step. */
+  step: number;
+  /** The layer (or quantizer) raised at this step; "" at step 0. */
+  changed: string;
+  /** Its new bit-width (weights; activations for a group of activation quantizers only). */
+  bitwidth: number;
+  /** Its new candidate, e.g. "W8A8". */
+  candidate: string;
+  score: number;
+  cost: number;
+  /** cost / cost with everything at the highest candidate. */
+  relativeCost: number;
+}
+
+/** One scored configuration, for the score-vs-cost (Pareto) view. */
+export interface ParetoPoint {
+  /** How it came to be scored. */
+  kind: "lowest" | "highest" | "one lowered" | "one raised" | "step";
+  /** The step number, for points on the search path. */
+  step?: number;
+  /** The layer raised (a step) or lowered (a sensitivity point). */
+  changed: string;
+  /** Every layer's candidate, in words. */
+  config: string;
+  score: number;
+  cost: number;
+  relativeCost: number;
+  /** No other configuration scores at least as well for at most the cost (and better in one). */
+  onFront: boolean;
+  chosen: boolean;
+}
+
+/** A searched layer (or quantizer group), its sensitivity and what was chosen for it. */
+export interface MixedPrecisionLayer {
+  /** Execution-order position. */
+  index: number;
+  key: string;
+  nodes: string[];
+  quantizers: string[];
+  /** Its distinct candidates, lowest first (e.g. ["W4A8", "W8A8"]). */
+  levels: string[];
+  chosen: { level: number; label: string; weights?: number; activations?: number };
+  /**
+   * Everything at the sensitivity base (lowest or highest candidate) but this
+   * layer, at each of its levels: the score (in the sensitivity metric) and the cost.
+   */
+  sensitivity: { label: string; score: number; cost: number }[];
+  /** Sensitivity score at its highest level minus at its lowest: what raising it alone is worth. */
+  gain: number;
+  /** Score recovered per unit of cost when raising it from its lowest level: the search order, highest first. */
+  priority: number;
+  /** Steps that raised this layer. */
+  raisedAt: number[];
+}
+
+export interface MixedPrecisionResult {
+  step: "mixed-precision";
+  candidates: Candidate[];
+  granularity: Granularity;
+  /** Overrides by quantizer name: `sim.with(chosen)` is the chosen configuration. */
+  chosen: Record<string, SettingsPatch>;
+  /** `sim.with(chosen)`; the caller disposes it. */
+  sim: QuantSim;
+  /** The search path, in order. */
+  table: MixedPrecisionStep[];
+  /** Every configuration scored (FP32 aside). */
+  pareto: ParetoPoint[];
+  layers: MixedPrecisionLayer[];
+  reference: { fp32: number; lowest: number; highest: number };
+  /** fp32 − allowedDrop. */
+  target: number;
+  allowedDrop: number;
+  met: boolean;
+  score: number;
+  metric: MetricInfo;
+  /** How layers were ranked. */
+  sensitivity: { from: "highest" | "lowest"; metric: MetricInfo };
+  costUnit: "BOPs" | "bytes";
+  costs: { fp32: number; lowest: number; highest: number; chosen: number };
+  /** Configurations scored, the FP32 reference included; each was scored once. */
+  evaluations: number;
+  /** Passes over the data (or rounds of evaluate calls). */
+  passes: number;
+  diagnosis: string;
+}
+
+/** A group's candidate at one level: its label and the overrides that set it. */
+interface Level {
+  label: string;
+  weights?: number;
+  activations?: number;
+  patch: Record<string, SettingsPatch>;
+}
+
+interface SearchGroup {
+  key: string;
+  nodes: string[];
+  quantizers: string[];
+  levels: Level[];
+}
+
+const SCORE_TOLERANCE = 1e-12;
+
+/**
+ * Mixed precision, a greedy search like AIMET's AMP: which layers to keep at a
+ * higher bit-width so the score stays within `allowedDrop` of FP32, at a
+ * low cost (greedy: not guaranteed the lowest).
+ *
+ * 1. Score FP32, everything at the lowest candidate and everything at the
+ *    highest, and — for sensitivity — everything at the lowest with one layer
+ *    at each higher candidate (or, with `sensitivity.from: "highest"`,
+ *    AIMET's way, everything at the highest with one layer at each lower one):
+ *    all in one pass over the data (two when `sensitivity.metric` differs
+ *    from the search's).
+ * 2. Order the raises: a layer at level ℓ is worth raising by the score it
+ *    recovers per unit of cost, max over higher levels m of
+ *    (score(layer at m) − score(layer at ℓ)) / (cost(m) − cost(ℓ)), both from
+ *    step 1 (with two candidates: its gain when raised alone ÷ the cost of
+ *    raising it). Cheap, sensitive layers go first; ties go to the earlier layer;
+ *    layers with no measured gain go last, by gain, then cheapest first.
+ *    Looking past the next level lets a layer whose first raise gains little
+ *    but whose second gains much still go early.
+ * 3. From everything at the lowest candidate, raise the best layer one level at
+ *    a time, scoring each configuration, until the score reaches
+ *    target = FP32 − allowedDrop. Configurations already scored are not scored again.
+ * 4. The Pareto front: the scored configurations no other one beats on both score and cost.
+ *
+ * When even the highest candidate everywhere misses the target, nothing is
+ * searched: `met` is false and the best configuration scored is returned.
+ * Deterministic; every simulation made here is disposed but the returned one.
+ */
+export async function mixedPrecision(sim: QuantSim, options: MixedPrecisionOptions): Promise<MixedPrecisionResult> {
+  // Options, checked once; the groups searched and their levels.
+  const candidates = normalizeCandidates(options.candidates);
+  const allowedDrop = options.allowedDrop;
+  if (typeof allowedDrop !== "number" || !Number.isFinite(allowedDrop) || allowedDrop < 0) {
+    throw new Error(`mixedPrecision: allowedDrop must be a finite number ≥ 0 in metric units (e.g. 0.005 = half a point of accuracy), got ${String(allowedDrop)}`);
+  }
+  const costKind = options.cost ?? "bops";
+  if (costKind !== "bops" && costKind !== "size") throw new Error(`mixedPrecision: invalid cost: ${JSON.stringify(costKind)} (expected "bops" or "size")`);
+  const granularity = options.granularity ?? "layer";
+  if (granularity !== "layer" && granularity !== "quantizer") throw new Error(`mixedPrecision: invalid granularity: ${JSON.stringify(granularity)} (expected "layer" or "quantizer")`);
+  const metric = metricInfo(options);
+  if (metric.metric === "sqnr" || metric.metric === "psnr") {
+    throw new Error(`mixedPrecision: allowedDrop is counted from the FP32 score, which is not finite for metric "${metric.metric}" (FP32 has no noise); use "accuracy", "agreement", "mse", or an evaluate function`);
+  }
+  if (!options.evaluate && !options.data) throw new Error("mixedPrecision: give data (with a metric) or an evaluate function");
+  const sensitivity = normalizeSensitivity(options.sensitivity, metric, options.data !== undefined);
+  if (!sim.calibrated && sim.sites.some((s) => s.kind === "activation" && sim.settingsOf(s.name).enabled)) {
+    throw new Error("mixedPrecision: the simulation is not calibrated: calibrate it first (sim = await sim.calibrate(data))");
+  }
+  const model = costModel(sim);
+  const groups = searchGroups(sim, model, candidates, granularity);
+  const baseBits = simBits(sim);
+  const unit = costKind === "bops" ? "BOPs" : "bytes";
+  const costOfLevels = (levels: readonly number[]): number => {
+    const patch = patchOf(groups, levels);
+    const c = costOf(model, (q) => (q !== undefined && patch[q]?.bitwidth !== undefined ? patch[q].bitwidth! : baseBits(q)));
+    if (costKind === "size") return c.bytes;
+    if (c.bops === null) {
+      const layer = c.layers.find((l) => l.bops === null)!;
+      throw new Error(`mixedPrecision: cannot count BOPs: layer "${layer.layer}" has no fixed output size; use cost: "size"`);
+    }
+    return c.bops;
+  };
+  costOfLevels(groups.map(() => 0)); // fails now, not after a pass over the data, when BOPs cannot be counted
+
+  // Scores by configuration (one level per group), each scored once per metric.
+  const keyOf = (levels: readonly number[]) => levels.join(",");
+  const scores = new Map<string, number>();
+  const configs = new Map<string, number[]>();
+  const sensitivityScores = sensitivity.metric ? new Map<string, number>() : scores;
+  const changedFrom = [...new Set(sim.sites.filter((s) => sim.settingsOf(s.name).enabled).map((s) => s.node))];
+  let passes = 0;
+  let evaluations = 0;
+  const score = async (task: string, wanted: number[][], how: { fp32?: boolean; sensitivity?: boolean } = {}): Promise<number | undefined> => {
+    const into = how.sensitivity ? sensitivityScores : scores;
+    const todo = wanted.filter((lv, i) => !into.has(keyOf(lv)) && wanted.findIndex((x) => keyOf(x) === keyOf(lv)) === i);
+    const variants: ScoredVariant[] = todo.map((lv) => ({ key: keyOf(lv), sim: sim.with(patchOf(groups, lv)), changedFrom }));
+    if (how.fp32) variants.unshift({ key: "\u0000fp32", sim: allBypassed(sim), changedFrom: [] });
+    if (variants.length === 0) return undefined;
+    try {
+      const scoring = how.sensitivity && sensitivity.metric ? { ...options, evaluate: undefined, metric: sensitivity.metric.metric as MetricName } : options;
+      // Only the FP32 variant gains from cached FP32 intermediates: every other one quantizes the model from its input.
+      const got = await scoreAll(task, variants, { ...scoring, cacheFp32: how.fp32 && !scoring.evaluate });
+      passes += 1;
+      evaluations += variants.length;
+      for (const lv of todo) {
+        into.set(keyOf(lv), got.get(keyOf(lv))!);
+        configs.set(keyOf(lv), lv);
+      }
+      return got.get("\u0000fp32");
+    } finally {
+      for (const v of variants) v.sim.dispose();
+    }
+  };
+
+  // 1. FP32, lowest, highest, and everything at the base candidate but one
+  // layer, each layer and level, in one pass (two with a sensitivity metric of its own).
+  const lowest = groups.map(() => 0);
+  const highest = groups.map((g) => g.levels.length - 1);
+  const base = sensitivity.from === "highest" ? highest : lowest;
+  const alone = (gi: number, level: number) => base.map((l, i) => (i === gi ? level : l));
+  const sensitivityConfigs = [base, ...groups.flatMap((g, gi) => g.levels.map((_, level) => alone(gi, level)))];
+  const sensitivityTask = `mixed precision: each layer ${sensitivity.from === "highest" ? "lowered" : "raised"} alone`;
+  let fp32Score: number;
+  if (sensitivity.metric) {
+    fp32Score = (await score("mixed precision: FP32, lowest and highest", [lowest, highest], { fp32: true }))!;
+    await score(`${sensitivityTask} (${sensitivity.metric.label})`, sensitivityConfigs, { sensitivity: true });
+  } else {
+    fp32Score = (await score(sensitivityTask, [lowest, highest, ...sensitivityConfigs], { fp32: true }))!;
+  }
+  const target = fp32Score - allowedDrop;
+  const highestScore = scores.get(keyOf(highest))!;
+  const highestCost = costOfLevels(highest);
+  const relative = (c: number) => (highestCost > 0 ? c / highestCost : 1);
+  const epsilon = Math.max(highestCost, 1) * 1e-12;
+  // 2. The order of raises. s(g, m), c(g, m): everything at the base, group g at level m.
+  const sensScore = (gi: number, level: number) => sensitivityScores.get(keyOf(alone(gi, level)))!;
+  const sensCost = (gi: number, level: number) => costOfLevels(alone(gi, level));
+  // A raise with a positive gain ranks by gain per cost; one with none measured
+  // (gain ≤ 0: noise, or lowering even helped) comes after all of those, by
+  // gain and then cheapest first, rather than by the ratio, which would put the
+  // most expensive of them first.
+  const ranks = new Map<string, { priority: number; key: [number, number, number] }>();
+  const rank = (gi: number, level: number) => {
+    const id = `${gi}:${level}`;
+    if (!ranks.has(id)) {
+      let priority = -Infinity;
+      let bestGain = -Infinity;
+      for (let m = level + 1; m < groups[gi].levels.length; m++) {
+        const gain = sensScore(gi, m) - sensScore(gi, level);
+        priority = Math.max(priority, gain / Math.max(sensCost(gi, m) - sensCost(gi, level), epsilon));
+        bestGain = Math.max(bestGain, gain);
+      }
+      const nextCost = sensCost(gi, level + 1) - sensCost(gi, level);
+      ranks.set(id, { priority, key: bestGain > 0 ? [1, priority, -nextCost] : [0, bestGain, -nextCost] });
+    }
+    return ranks.get(id)!;
+  };
+  const before = (a: readonly number[], b: readonly number[]) => a[0] !== b[0] ? a[0] > b[0] : a[1] !== b[1] ? a[1] > b[1] : a[2] > b[2];
+
+  // 3. Raise one layer one level at a time, from everything lowest, until the target is met.
+  const levels = [...lowest];
+  const table: MixedPrecisionStep[] = [];
+  const pathKeys: string[] = [];
+  const raisedAt = groups.map((): number[] => []);
+  const record = (row: MixedPrecisionStep) => {
+    table.push(row);
+    pathKeys.push(keyOf(levels));
+    options.onStep?.(row);
+  };
+  const meets = (s: number) => s >= target - SCORE_TOLERANCE;
+  const lowestCost = costOfLevels(lowest);
+  record({ step: 0, changed: "", bitwidth: candidates[0].weights, candidate: candidateLabel(candidates[0]), score: scores.get(keyOf(lowest))!, cost: lowestCost, relativeCost: relative(lowestCost) });
+  const totalMoves = highest.reduce((a, b) => a + b, 0);
+  const start = Date.now();
+  if (meets(highestScore)) {
+    while (!meets(scores.get(keyOf(levels))!)) {
+      let pick = -1;
+      groups.forEach((g, gi) => {
+        if (levels[gi] < g.levels.length - 1 && (pick < 0 || before(rank(gi, levels[gi]).key, rank(pick, levels[pick]).key))) pick = gi;
+      });
+      if (pick < 0) break;
+      levels[pick] += 1;
+      const group = groups[pick];
+      const level = group.levels[levels[pick]];
+      const stepNumber = table.length;
+      await score(`mixed precision: step ${stepNumber} (${group.key} to ${level.label})`, [[...levels]]);
+      raisedAt[pick].push(stepNumber);
+      const cost = costOfLevels(levels);
+      const s = scores.get(keyOf(levels))!;
+      record({ step: stepNumber, changed: group.key, bitwidth: level.weights ?? level.activations!, candidate: level.label, score: s, cost, relativeCost: relative(cost) });
+      options.onProgress?.({ task: "mixed precision: raising layers", done: stepNumber, total: totalMoves, unit: "steps", elapsedMs: Date.now() - start, detail: `${group.key} → ${level.label}: ${s.toFixed(4)}` });
+    }
+  }
+
+  // 4. The chosen configuration, the Pareto front, and the result.
+  const met = meets(scores.get(keyOf(levels))!);
+  const chosenKey = met ? keyOf(levels) : bestConfig(scores, (k) => costOfLevels(configs.get(k)!));
+  const chosenLevels = configs.get(chosenKey)!;
+  const chosen = patchOf(groups, chosenLevels);
+  const stepOf = new Map(table.map((r, i) => [pathKeys[i], r]));
+  const points = [...scores].map(([key, s]): Omit<ParetoPoint, "onFront"> => {
+    const lv = configs.get(key)!;
+    const cost = costOfLevels(lv);
+    const row = stepOf.get(key);
+    const kind: ParetoPoint["kind"] = key === keyOf(lowest) ? "lowest" : key === keyOf(highest) ? "highest" : row ? "step" : sensitivity.from === "highest" ? "one lowered" : "one raised";
+    const odd = lv.findIndex((l, i) => l !== base[i]);
+    const changed = row ? row.changed : kind.startsWith("one") ? `${groups[odd].key} at ${groups[odd].levels[lv[odd]].label}` : "";
+    return { kind, step: row?.step, changed, config: describeConfig(groups, lv), score: s, cost, relativeCost: relative(cost), chosen: key === chosenKey };
+  });
+  const pareto = points.map((p) => ({ ...p, onFront: !points.some((q) => dominates(q, p)) }));
+  const layers = groups.map((g, gi): MixedPrecisionLayer => {
+    const level = g.levels[chosenLevels[gi]];
+    const top = g.levels.length - 1;
+    return {
+      index: gi,
+      key: g.key,
+      nodes: g.nodes,
+      quantizers: g.quantizers,
+      levels: g.levels.map((l) => l.label),
+      chosen: { level: chosenLevels[gi], label: level.label, weights: level.weights, activations: level.activations },
+      sensitivity: g.levels.map((l, m) => ({ label: l.label, score: sensScore(gi, m), cost: sensCost(gi, m) })),
+      gain: sensScore(gi, top) - sensScore(gi, 0),
+      priority: rank(gi, 0).priority,
+      raisedAt: raisedAt[gi],
+    };
+  });
+  const fp32Cost = costOf(model, () => 32);
+  const costs = { fp32: costKind === "bops" ? fp32Cost.bops! : fp32Cost.bytes, lowest: lowestCost, highest: highestCost, chosen: costOfLevels(chosenLevels) };
+  const result: Omit<MixedPrecisionResult, "diagnosis"> = {
+    step: "mixed-precision",
+    candidates,
+    granularity,
+    chosen,
+    sim: sim.with(chosen),
+    table,
+    pareto,
+    layers,
+    reference: { fp32: fp32Score, lowest: scores.get(keyOf(lowest))!, highest: highestScore },
+    target,
+    allowedDrop,
+    met,
+    score: scores.get(chosenKey)!,
+    metric,
+    sensitivity: { from: sensitivity.from, metric: sensitivity.metric ?? metric },
+    costUnit: unit,
+    costs,
+    evaluations,
+    passes,
+  };
+  return { ...result, diagnosis: diagnose(result) };
+}
+
+function normalizeSensitivity(raw: MixedPrecisionOptions["sensitivity"], metric: MetricInfo, hasData: boolean): { from: "highest" | "lowest"; metric?: MetricInfo } {
+  const from = raw?.from ?? "lowest";
+  if (from !== "highest" && from !== "lowest") throw new Error(`mixedPrecision: invalid sensitivity.from: ${JSON.stringify(from)} (expected "highest" or "lowest")`);
+  if (raw?.metric === undefined) return { from };
+  const own = metricInfo({ metric: raw.metric });
+  if (own.metric === metric.metric) return { from };
+  if (!hasData) throw new Error(`mixedPrecision: sensitivity.metric "${own.metric}" is computed over data: give data too`);
+  return { from, metric: own };
+}
+
+/** Candidates in canonical form, lowest first; an error for anything that cannot be ranked. */
+export function normalizeCandidates(raw: MixedPrecisionOptions["candidates"]): Candidate[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw new Error("mixedPrecision: candidates must be a non-empty list of bit-widths, e.g. [4, 8] or [{ weights: 4, activations: 8 }, { weights: 8, activations: 8 }]");
+  const numbers = raw.filter((c) => typeof c === "number").length;
+  if (numbers !== 0 && numbers !== raw.length) throw new Error("mixedPrecision: give candidates either as numbers (weight bit-widths) or as { weights, activations } pairs, not both");
+  const list = raw.map((c, i): Candidate => {
+    try {
+      if (typeof c === "number") return { weights: validateBitwidth(c) };
+      if (c === null || typeof c !== "object") throw new Error(`expected a number or { weights, activations }, got ${JSON.stringify(c)}`);
+      return { weights: validateBitwidth(c.weights), activations: validateBitwidth(c.activations) };
+    } catch (err) {
+      throw new Error(`mixedPrecision: candidate ${i + 1}: ${(err as Error).message}`);
+    }
+  });
+  list.sort((a, b) => a.weights - b.weights || (a.activations ?? 0) - (b.activations ?? 0));
+  for (let i = 1; i < list.length; i++) {
+    const [a, b] = [list[i - 1], list[i]];
+    if (a.weights === b.weights && a.activations === b.activations) throw new Error(`mixedPrecision: candidate ${candidateLabel(a)} is given twice`);
+    if ((a.activations ?? 0) > (b.activations ?? 0)) {
+      throw new Error(`mixedPrecision: candidates ${candidateLabel(a)} and ${candidateLabel(b)} cannot be ranked (more weight bits but fewer activation bits): give candidates where each is at least as wide as the previous in both weights and activations`);
+    }
+  }
+  if (list.length < 2) throw new Error(`mixedPrecision: only one candidate (${candidateLabel(list[0])}): give at least two to choose between`);
+  return list;
+}
+
+export function candidateLabel(c: Candidate): string {
+  return `W${c.weights}${c.activations !== undefined ? `A${c.activations}` : ""}`;
+}
+
+/**
+ * The groups searched. Per layer: the enabled weight quantizers of each weighted
+ * layer, plus (when the candidates set activations) the activation quantizers
+ * its MACs read; layers sharing such an input quantizer are searched together,
+ * so that one quantizer has one bit-width. Activation quantizers that feed no
+ * weighted layer cost no MACs and keep the simulation's settings. Per
+ * quantizer: each of those quantizers alone.
+ */
+function searchGroups(sim: QuantSim, model: CostModel, candidates: readonly Candidate[], granularity: Granularity): SearchGroup[] {
+  const withActivations = candidates[0].activations !== undefined;
+  const enabled = (q: string | undefined): q is string => q !== undefined && sim.settingsOf(q).enabled;
+  const members = model.layers.map((l) => ({
+    nodes: [l.layer],
+    weights: l.kernels.map((k) => k.quantizer).filter(enabled),
+    activations: withActivations ? l.inputQuantizers.filter(enabled) : [],
+  }));
+  let raw: { key: string; nodes: string[]; weights: string[]; activations: string[] }[];
+  if (granularity === "quantizer") {
+    const order = new Map(sim.sites.map((s, i) => [s.name, i]));
+    const weights = members.flatMap((m) => m.weights.map((q) => ({ key: q, nodes: m.nodes, weights: [q], activations: [] as string[] })));
+    const acts = [...new Set(members.flatMap((m) => m.activations))].map((q) => ({ key: q, nodes: members.filter((m) => m.activations.includes(q)).flatMap((m) => m.nodes), weights: [] as string[], activations: [q] }));
+    raw = [...weights, ...acts].sort((a, b) => order.get(a.key)! - order.get(b.key)!);
+  } else {
+    const merged: { nodes: string[]; weights: string[]; activations: string[] }[] = [];
+    for (const m of members) {
+      if (m.weights.length + m.activations.length === 0) continue;
+      const sharing = merged.filter((g) => g.activations.some((q) => m.activations.includes(q)));
+      const into = { nodes: [...sharing.flatMap((g) => g.nodes), ...m.nodes], weights: [...sharing.flatMap((g) => g.weights), ...m.weights], activations: [...new Set([...sharing.flatMap((g) => g.activations), ...m.activations])] };
+      const at = sharing.length ? merged.indexOf(sharing[0]) : merged.length;
+      for (const g of sharing) merged.splice(merged.indexOf(g), 1);
+      merged.splice(at, 0, into);
+    }
+    raw = merged.map((g) => ({ key: g.nodes.join("+"), ...g }));
+  }
+  const groups = raw
+    .map((g): SearchGroup => {
+      const levels: Level[] = [];
+      for (const c of candidates) {
+        const level: Level = {
+          label: `${g.weights.length ? `W${c.weights}` : ""}${g.activations.length && c.activations !== undefined ? `A${c.activations}` : ""}`,
+          weights: g.weights.length ? c.weights : undefined,
+          activations: g.activations.length ? c.activations : undefined,
+          patch: Object.fromEntries([...g.weights.map((q) => [q, { bitwidth: c.weights }]), ...g.activations.map((q) => [q, { bitwidth: c.activations! }])]),
+        };
+        if (levels.length === 0 || levels[levels.length - 1].label !== level.label) levels.push(level);
+      }
+      return { key: g.key, nodes: g.nodes, quantizers: [...g.weights, ...g.activations], levels };
+    })
+    .filter((g) => g.levels.length > 1);
+  if (groups.length === 0) {
+    throw new Error(`mixedPrecision: nothing to search in "${sim.graph.name}": no enabled weight quantizer of a conv, depthwise, separable, dense or embedding layer${withActivations ? " nor activation quantizer feeding one" : ""} changes across candidates ${candidates.map(candidateLabel).join(", ")}`);
+  }
+  return groups;
+}
+
+function patchOf(groups: readonly SearchGroup[], levels: readonly number[]): Record<string, SettingsPatch> {
+  return Object.assign({}, ...groups.map((g, i) => g.levels[levels[i]].patch));
+}
+
+/** The highest score; among equal scores the lowest cost, then the first scored. */
+function bestConfig(scores: ReadonlyMap<string, number>, costOfKey: (key: string) => number): string {
+  let best: string | undefined;
+  for (const [key, s] of scores) {
+    if (best === undefined || s > scores.get(best)! || (s === scores.get(best)! && costOfKey(key) < costOfKey(best))) best = key;
+  }
+  return best!;
+}
+
+function dominates(q: { score: number; cost: number }, p: { score: number; cost: number }): boolean {
+  return q.score >= p.score && q.cost <= p.cost && (q.score > p.score || q.cost < p.cost);
+}
+
+/** "W4A8 except Conv1 (W8A8), block_1_depthwise (W8A8)". */
+function describeConfig(groups: readonly SearchGroup[], levels: readonly number[]): string {
+  const labels = groups.map((g, i) => g.levels[levels[i]].label);
+  const counts = new Map<string, number>();
+  for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
+  const common = [...counts].sort((a, b) => b[1] - a[1])[0][0];
+  const others = groups.map((g, i) => (labels[i] === common ? "" : `${g.key} (${labels[i]})`)).filter(Boolean);
+  if (others.length === 0) return `all ${common}`;
+  const shown = others.slice(0, 6).join(", ");
+  return `${common} except ${shown}${others.length > 6 ? ` and ${others.length - 6} more` : ""}`;
+}
+
+const fmt = (v: number) => (Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(4));
+const pct = (v: number) => `${(100 * v).toFixed(0)} %`;
+
+function diagnose(r: Omit<MixedPrecisionResult, "diagnosis">): string {
+  const low = candidateLabel(r.candidates[0]);
+  const high = candidateLabel(r.candidates[r.candidates.length - 1]);
+  const targetText = `the target ${fmt(r.target)} (FP32 ${fmt(r.reference.fp32)} − ${fmt(r.allowedDrop)})`;
+  const relative = r.costs.highest > 0 ? r.costs.chosen / r.costs.highest : 1;
+  const scored = `${r.evaluations} configurations scored in ${r.passes} passes, on the search data: confirm the choice on held-out data.`;
+  if (!r.met) {
+    return `Even with every layer at ${high} the score is ${fmt(r.reference.highest)}, below ${targetText}: no mix of these candidates meets it. The best configuration scored (${fmt(r.score)}, ${pct(relative)} of the all-${high} ${r.costUnit}) is returned. Allow a larger drop, add a wider candidate, or fix the model first (CLE, per-channel weights, AdaRound). ${scored}`;
+  }
+  const raised = r.layers.filter((l) => l.chosen.level > 0);
+  if (raised.length === 0) return `Every layer at ${low} already scores ${fmt(r.score)}, within ${targetText}: nothing needs more bits (${pct(relative)} of the all-${high} ${r.costUnit}). ${scored}`;
+  const names = raised.slice(0, 8).map((l) => `${l.key} (${l.chosen.label})`).join(", ") + (raised.length > 8 ? ` and ${raised.length - 8} more` : "");
+  const rest = raised.length < r.layers.length ? ` and the other ${r.layers.length - raised.length} at ${low}` : "";
+  return `Keeping ${raised.length} of ${r.layers.length} layers wider than ${low} — ${names} —${rest} scores ${fmt(r.score)}, meeting ${targetText}, at ${pct(relative)} of the all-${high} ${r.costUnit} (all ${low}: ${fmt(r.reference.lowest)} at ${pct(r.costs.highest > 0 ? r.costs.lowest / r.costs.highest : 1)}). ${scored}`;
+}
