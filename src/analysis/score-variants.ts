@@ -43,7 +43,10 @@ export async function scoreVariants(graph: Graph, data: Dataset, variants: reado
   const downstream = options.cacheFp32 ? new Map(variants.map((v) => [v.key, descendants(graph, v.changedFrom ?? graph.inputs)])) : undefined;
   let examples = 0;
   await forEachBatch(graph, data, { task: options.task ?? "scoring", onProgress: options.onProgress }, (batch) => {
-    const { outputs: reference, all } = downstream ? forwardKeepingAll(graph, batch.inputs) : { outputs: forward(graph, batch.inputs), all: new Map<string, tf.Tensor>() };
+    // Accuracy compares with the labels only: without the cache, the FP32 pass would be wasted.
+    const { outputs: reference, all } = downstream
+      ? forwardKeepingAll(graph, batch.inputs)
+      : { outputs: options.metric === "accuracy" ? [] : forward(graph, batch.inputs), all: new Map<string, tf.Tensor>() };
     try {
       for (const v of variants) {
         const outputs = v.sim.forward(batch.inputs, { cached: downstream ? unchangedBy(all, downstream.get(v.key)!) : undefined });
