@@ -98,3 +98,4 @@ export type { MixedPrecisionOptions, MixedPrecisionResult, MixedPrecisionStep, M
 export { modelCost, costModel, costOf, kernelMacs } from "./fix/cost";
 export type { ModelCost, LayerCost, CostModel } from "./fix/cost";
 export { paretoView, mixedPrecisionTableView } from "../widgets/pareto-view";
+export { beforeAfterView } from "../widgets/before-after-view";

@@ -83,15 +83,15 @@ const highBiasAbsorptionFix: FlowFix = {
     } catch (err) {
       return { skip: (err as Error).message };
     }
-    if (hba.absorbed.length === 0) {
+    const channels = hba.absorbed.reduce((n, a) => n + a.channels, 0);
+    if (channels === 0) {
       hba.graph.dispose();
       return { skip: "no channel's BatchNorm statistics (β > 3|γ|) put its input to a ReLU safely above zero, so there is no bias to absorb." };
     }
-    const channels = hba.absorbed.reduce((n, a) => n + a.channels, 0);
     return {
       graph: hba.graph,
       sim: await recalibrated(ctx, hba.graph),
-      finding: `Moved part of the bias of ${channels} channels in ${hba.absorbed.length} layer pairs into the next layer, narrowing the activation ranges in between${hba.approximate.length ? ` (${hba.approximate.length} pairs approximate at zero-padded borders)` : ""}.`,
+      finding: `Moved part of the bias of ${channels} channels in ${hba.absorbed.filter((a) => a.channels > 0).length} layer pairs into the next layer, narrowing the activation ranges in between${hba.approximate.length ? ` (${hba.approximate.length} pairs approximate at zero-padded borders)` : ""}.`,
       result: { absorbed: hba.absorbed, approximate: hba.approximate },
     };
   },
