@@ -99,3 +99,5 @@ export { modelCost, costModel, costOf, kernelMacs } from "./fix/cost";
 export type { ModelCost, LayerCost, CostModel } from "./fix/cost";
 export { paretoView, mixedPrecisionTableView } from "../widgets/pareto-view";
 export { beforeAfterView } from "../widgets/before-after-view";
+export { adaround, resolveAdaroundOptions } from "./fix/adaround";
+export type { AdaroundOptions, AdaroundResult, AdaroundLayerRow, AdaroundSkip, ResolvedAdaroundOptions, AdaroundInputs } from "./fix/adaround";
