@@ -2,7 +2,8 @@
  * The fixes' before/after figures on the shipped example model, BatchNorm
  * folded, per-tensor weights: what README.md and the closing notes quote.
  * Calibration (and bias correction, AdaRound, QAT training) use MNIST test
- * images 1000–1999 of the shipped sample; scores use images 0–999.
+ * images 1000–1999 of the shipped sample (bias correction and AdaRound the
+ * first 256 of them); scores use images 0–999.
  *
  *   npm run build && node dist/scripts/measure-fixes.js [--skip-qat] [--out .tmp/fixes]
  */
@@ -20,6 +21,7 @@ import { crossLayerEqualization } from "../src/fix/cross-layer-equalization";
 import { foldBatchNorms } from "../src/fix/fold-batch-norm";
 import { highBiasAbsorption } from "../src/fix/high-bias-absorption";
 import { qat } from "../src/fix/qat";
+import { adaround } from "../src/fix/adaround";
 import { Graph } from "../src/graph/graph";
 import { loadGraph } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
@@ -81,6 +83,7 @@ export async function measureFixes(options: { qat?: boolean; onLine?: (s: string
     await measure("bias correction (analytical)", "after CLE, W4A8 per-tensor", cleSim, async () => biasCorrection(cleSim, { method: "analytical", data: calibration }), evaluation, figures);
     cleSim.dispose();
     cle.graph.dispose();
+    await measure("AdaRound (100 steps per layer)", "W4A8 per-tensor, vs rounding to nearest", sim, async () => adaround(sim, toDataset("mnist:1000:256", { batchSize: 128 }), { iterations: 100, learningRate: 1e-2, examples: 256, seed: 0 }), evaluation, figures);
 
     if (options.qat !== false) {
       const w4a4 = await QuantSim.create(graph, { weights: { bitwidth: 4 }, activations: { bitwidth: 4 } }).calibrate(calibration);

@@ -81,7 +81,7 @@ export interface DebugFlowOptions {
   allowPerChannel?: boolean;
   /** CLE's ReLU6 handling (default "relu", as AIMET; "per-channel" keeps FP32 exact but cannot be exported to TF.js). */
   relu6?: "relu" | "per-channel";
-  /** AdaRound iterations per layer (0 skips it). */
+  /** AdaRound iterations per layer (default 100, with step size 1e-2; 0 skips it). */
   adaroundIterations?: number;
   /** QAT epochs as the last resort (0, the default, skips it). */
   qatEpochs?: number;
