@@ -9,6 +9,7 @@ import { buildBlockModel } from "./fixtures/small-models";
 import { saveModel } from "./fixtures/save-model";
 import { writeNpy } from "../src/data/npy";
 import { randomizeWeights, setupBackend } from "./helpers";
+import { EXAMPLE_MODEL } from "./fixtures/models";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -83,6 +84,27 @@ describe("report.html in headless Chromium", function () {
     await slider.dispatchEvent("input");
     await page.waitForTimeout(300);
     assert.notEqual(await page.locator(".chart").last().locator("svg").innerHTML(), gridBefore, "the bit-width slider redrew the grid");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  it("the debugging flow's report (qdebug debug on the example) draws the flow and every step offline", async () => {
+    const out = path.join(dir, "debug");
+    const code = await main(["debug", EXAMPLE_MODEL, "--data", "mnist:0:300", "--calib", "200", "--w-bits", "4", "--target", "0.005", "--no-per-channel", "--out", out], () => {});
+    assert.ok(code === 0 || code === 3, `exit code ${code}`);
+    const record = JSON.parse(fs.readFileSync(path.join(out, "record.json"), "utf8")).record;
+    const context = await browser.newContext({ offline: true });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`file://${path.join(out, "report.html")}`);
+    await page.evaluate(() => (globalThis as unknown as { qdebugCharts: Promise<unknown> }).qdebugCharts.then(() => true));
+    const marks = await page.$$eval(".chart", (charts) => charts.map((c) => c.querySelectorAll("svg .role-mark > *").length));
+    assert.equal(marks.length, record.steps.length + 1, "the flow and one view per step");
+    marks.forEach((n, i) => assert.ok(n > 0, `chart ${i} drew no marks`));
+    // The flow view: one point per step.
+    assert.ok(marks[0] >= record.steps.length);
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -12,7 +12,7 @@ export function beforeAfterView(fixes: Record<string, BeforeAfter>, options: { t
   const metric = entries[0][1].metric;
   const rows = entries.map(([fix, s], order) => ({ fix, order, before: s.before, after: s.after, change: s.change, helped: s.change > 0 ? "helped" : s.change < 0 ? "hurt" : "no change" }));
   const reading = rows.map((r) => `${r.fix}: ${r.before.toFixed(4)} → ${r.after.toFixed(4)} (${r.change >= 0 ? "+" : ""}${r.change.toFixed(4)})`).join("; ");
-  const y = { field: "fix", type: "nominal", sort: { field: "order" }, title: null } as const;
+  const y = { field: "fix", type: "nominal", sort: { field: "order" }, title: null, axis: { labelLimit: 320 } } as const;
   const x = { type: "quantitative", scale: { zero: false }, title: metric.label } as const;
   const color = { field: "helped", type: "nominal", scale: { domain: ["helped", "hurt", "no change"], range: [COLORS.pass, COLORS.fail, "#999"] }, title: null } as const;
   return view(options.title ?? `Before and after each fix (${metric.label})`, reading, {
