@@ -102,6 +102,29 @@ describe("cross-layer equalization", () => {
     graph.dispose();
   });
 
+  it("names each pair it cannot scale and why: a sigmoid between them, a residual branch, a channel multiplier", () => {
+    const input = tf.input({ shape: [6, 6, 2] });
+    const a = tf.layers.conv2d({ filters: 4, kernelSize: 1, name: "a" }).apply(input) as tf.SymbolicTensor;
+    const s = tf.layers.activation({ activation: "sigmoid", name: "s" }).apply(a) as tf.SymbolicTensor;
+    const b = tf.layers.conv2d({ filters: 4, kernelSize: 1, name: "b" }).apply(s) as tf.SymbolicTensor;
+    const c = tf.layers.conv2d({ filters: 4, kernelSize: 1, name: "c" }).apply(b) as tf.SymbolicTensor;
+    const sum = tf.layers.add({ name: "sum" }).apply([b, c]) as tf.SymbolicTensor;
+    const d = tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: "same", name: "d" }).apply(sum) as tf.SymbolicTensor;
+    const e = tf.layers.conv2d({ filters: 3, kernelSize: 1, name: "e" }).apply(d) as tf.SymbolicTensor;
+    const f = tf.layers.conv2d({ filters: 3, kernelSize: 1, name: "f" }).apply(e) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: f });
+    const graph = importLayersModel(model);
+    model.dispose();
+    const r = crossLayerEqualization(graph);
+    assert.deepEqual(r.pairs, [{ first: "e", second: "f" }]);
+    const reasons = Object.fromEntries(r.rejected.map((x) => [`${x.first}→${x.second}`, x.reason]));
+    assert.match(reasons["a→b"], /"s" \(sigmoid\) between them does not commute/);
+    assert.match(reasons["b→c"], /also feeds "sum"/);
+    assert.match(reasons["d→e"], /channel multiplier 2/);
+    r.graph.dispose();
+    graph.dispose();
+  });
+
   it("says why when there is nothing to equalize", () => {
     const model = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [4], name: "only" })] });
     const graph = importLayersModel(model);

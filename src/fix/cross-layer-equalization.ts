@@ -12,10 +12,19 @@ const LAYERS: Record<string, { param: string; outAxis: number; inAxis: number }>
   depthwiseConv2d: { param: "depthwise_kernel", outAxis: 2, inAxis: 2 },
 };
 
+/** A layer followed by another weighted layer that CLE cannot scale, and why. */
+export interface RejectedPair {
+  first: string;
+  second: string;
+  reason: string;
+}
+
 export interface CleResult {
   graph: Graph;
   /** Equalized pairs, in the order they are scaled in each pass. */
   pairs: { first: string; second: string }[];
+  /** Consecutive weighted layers left as they were, with the reason (a residual branch, a non-ReLU activation, ...). */
+  rejected: RejectedPair[];
   /** Per first layer of a pair: the product of its output channels' scale factors over all passes (output channel i was divided by it). */
   scales: Record<string, number[]>;
   /** ReLU6 activations turned into ReLU (ReLU6 does not commute with scaling), with `relu6: "relu"`. */
@@ -31,19 +40,39 @@ const scalable = (n: GraphNode) =>
 const positiveHomogeneous = (n: GraphNode) => n.op === "activation" && n.attrs.fn === "relu";
 
 /** Pairs W1 → [ReLU/ReLU6] → W2 where W1's output reaches only W2 (no residual branch in between). */
-export function findPairs(graph: Graph): { first: GraphNode; act?: GraphNode; second: GraphNode }[] {
+export function findPairs(graph: Graph, rejected?: RejectedPair[]): { first: GraphNode; act?: GraphNode; second: GraphNode }[] {
   const pairs: { first: GraphNode; act?: GraphNode; second: GraphNode }[] = [];
+  const reject = (first: GraphNode, second: GraphNode, reason: string) => rejected?.push({ first: first.name, second: second.name, reason });
   for (const first of graph.nodes) {
-    if (!scalable(first) || graph.outputs.includes(first.name)) continue;
-    const fused = first.attrs.activation as string;
-    if (fused !== "linear" && fused !== "relu") continue;
+    if (LAYERS[first.op] === undefined || graph.outputs.includes(first.name)) continue;
     let next = graph.consumers(first.name);
     let act: GraphNode | undefined;
-    if (next.length === 1 && positiveHomogeneous(next[0]) && fused === "linear" && !graph.outputs.includes(next[0].name)) {
+    if (next.length === 1 && next[0].op === "activation" && !graph.outputs.includes(next[0].name)) {
       act = next[0];
       next = graph.consumers(act.name);
     }
-    if (next.length === 1 && scalable(next[0]) && next[0].inputs.length === 1) pairs.push({ first, act, second: next[0] });
+    const weighted = next.filter((n) => LAYERS[n.op] !== undefined);
+    if (weighted.length === 0) continue;
+    // A weighted layer follows: say why the pair cannot be scaled, if it cannot.
+    const second = weighted[0];
+    const fused = first.attrs.activation as string;
+    const why = !scalable(first)
+      ? `"${first.name}" is a depthwise convolution with channel multiplier ${first.params.depthwise_kernel.shape[3]}: its output channels are not its input channels`
+      : !scalable(second)
+        ? `"${second.name}" is a depthwise convolution with channel multiplier ${second.params.depthwise_kernel.shape[3]}`
+        : fused !== "linear" && fused !== "relu"
+          ? `the activation "${fused}" fused into "${first.name}" does not commute with scaling (only ReLU does)`
+          : act && !positiveHomogeneous(act)
+            ? `the activation "${act.name}" (${act.attrs.fn}) between them does not commute with scaling (only ReLU does)`
+            : act && fused !== "linear"
+              ? `"${first.name}" already applies an activation before "${act.name}"`
+              : next.length !== 1
+                ? `"${(act ?? first).name}" also feeds ${next.filter((n) => n !== second).map((n) => `"${n.name}"`).join(", ")}, which the scaling would change`
+                : second.inputs.length !== 1
+                  ? `"${second.name}" has more than one input`
+                  : undefined;
+    if (why) reject(first, second, why);
+    else pairs.push({ first, act, second });
   }
   return pairs;
 }
@@ -96,11 +125,13 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
   const params = new Map(source.nodes.map((n) => [n.name, Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])) as Params]));
   const attrs = new Map(source.nodes.map((n) => [n.name, { ...n.attrs }]));
   const relu6Replaced: string[] = [];
-  const pairs = findPairs(source);
+  const rejected: RejectedPair[] = [];
+  const pairs = findPairs(source, rejected);
   const scales: Record<string, number[]> = {};
   if (pairs.length === 0) {
     for (const p of params.values()) tf.dispose(Object.values(p));
-    throw new Error(`cross-layer equalization found no layer pair to scale in "${source.name}" (it needs conv/dense/depthwise layers joined directly or by a ReLU, with no other reader in between; fold BatchNorm first)`);
+    const why = rejected.length ? ` Candidates rejected: ${rejected.slice(0, 3).map((r) => `${r.first} → ${r.second}: ${r.reason}`).join("; ")}.` : "";
+    throw new Error(`cross-layer equalization found no layer pair to scale in "${source.name}" (it needs conv/dense/depthwise layers joined directly or by a ReLU, with no other reader in between; fold BatchNorm first).${why}`);
   }
   const clipped = pairs.filter((p) => p.act && p.act.attrs.maxValue != null);
   if (relu6 === "relu") {
@@ -152,6 +183,7 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
   return {
     graph: new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] }),
     pairs: pairs.map((p) => ({ first: p.first.name, second: p.second.name })),
+    rejected,
     scales,
     relu6Replaced,
     relu6Rescaled,
