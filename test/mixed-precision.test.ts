@@ -1,10 +1,7 @@
-import * as fs from "fs";
-import * as path from "path";
 import { strict as assert } from "assert";
-import Ajv from "ajv";
 import * as tf from "@tensorflow/tfjs";
 import { toDataset } from "../src/data/dataset";
-import { renderSvg } from "../src/display/render";
+import { assertViewRenders } from "./fixtures/vega-validate";
 import { costModel, modelCost } from "../src/fix/cost";
 import { foldBatchNorms } from "../src/fix/fold-batch-norm";
 import { mixedPrecision, MixedPrecisionResult } from "../src/fix/mixed-precision";
@@ -14,7 +11,7 @@ import { loadGraph } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
 import { mixedPrecisionTableView, paretoView } from "../widgets/pareto-view";
 import { View } from "../widgets/spec";
-import { EXAMPLE_MODEL, ROOT } from "./fixtures/models";
+import { EXAMPLE_MODEL } from "./fixtures/models";
 import { buildBlockModel } from "./fixtures/small-models";
 import { assertNoLeak, setupBackend, sliceDataset } from "./helpers";
 
@@ -38,26 +35,9 @@ function assertTableMonotone(r: MixedPrecisionResult): void {
 }
 
 describe("mixed precision", () => {
-  let validate: (spec: unknown) => boolean;
-  let errors: () => string;
-  const checkView = async (name: string, spec: View, minMarks: number) => {
-    assert.ok(validate(spec), `${name}: ${errors()}`);
-    JSON.parse(JSON.stringify(spec));
-    const svg = await renderSvg(spec);
-    assert.match(svg, /^<svg/);
-    const marks = (svg.match(/<path|<rect|<line/g) ?? []).length;
-    assert.ok(marks >= minMarks, `${name}: only ${marks} marks drawn`);
-    return svg;
-  };
+  const checkView = (name: string, spec: View, minMarks: number) => assertViewRenders(name, spec, minMarks);
 
-  before(async () => {
-    await setupBackend();
-    const schema = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", "vega-lite", "build", "vega-lite-schema.json"), "utf8"));
-    const ajv = new Ajv({ strict: false, validateFormats: false });
-    const check = ajv.compile(schema);
-    validate = (spec) => check(spec) as boolean;
-    errors = () => ajv.errorsText(check.errors);
-  });
+  before(setupBackend);
 
   describe("on a small conv / depthwise / pointwise / dense block", () => {
     let graph: Graph;

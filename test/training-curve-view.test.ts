@@ -1,16 +1,12 @@
-import * as fs from "fs";
-import * as path from "path";
 import { strict as assert } from "assert";
-import Ajv from "ajv";
 import * as tf from "@tensorflow/tfjs";
-import { renderSvg } from "../src/display/render";
+import { assertViewRenders } from "./fixtures/vega-validate";
 import { qat } from "../src/fix/qat";
 import { importLayersModel } from "../src/graph/import-layers";
 import { QuantSim } from "../src/quant/quantsim";
 import { CurvePoint } from "../src/fix/training-curve";
 import { View } from "../widgets/spec";
 import { ALL_RUNS, trainingCurveView } from "../widgets/training-curve-view";
-import { ROOT } from "./fixtures/models";
 import { buildBlockModel } from "./fixtures/small-models";
 import { setupBackend, sliceDataset } from "./helpers";
 
@@ -34,28 +30,9 @@ function adaroundCurve(): CurvePoint[] {
 }
 
 describe("training curve view", () => {
-  let validate: (spec: unknown) => boolean;
-  let errors: () => string;
+  before(setupBackend);
 
-  before(async () => {
-    await setupBackend();
-    const schema = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", "vega-lite", "build", "vega-lite-schema.json"), "utf8"));
-    const ajv = new Ajv({ strict: false, validateFormats: false });
-    const check = ajv.compile(schema);
-    validate = (spec) => check(spec) as boolean;
-    errors = () => ajv.errorsText(check.errors);
-  });
-
-  async function checkSpec(name: string, spec: View): Promise<string> {
-    assert.ok(validate(spec), `${name}: ${errors()}`);
-    assert.equal(spec.$schema, "https://vega.github.io/schema/vega-lite/v5.json");
-    JSON.parse(JSON.stringify(spec));
-    const svg = await renderSvg(spec);
-    assert.match(svg, /^<svg/);
-    const marks = (svg.match(/<path|<rect|<line/g) ?? []).length;
-    assert.ok(marks > 5, `${name}: only ${marks} marks drawn`);
-    return svg;
-  }
+  const checkSpec = (name: string, spec: View) => assertViewRenders(name, spec, 6);
 
   it("QAT (one run, loss and accuracy): validates against the Vega-Lite v5 schema and renders to SVG", async () => {
     const spec = trainingCurveView(qatCurve(), { references: [{ series: "accuracy", value: 0.98, label: "FP32" }] });
