@@ -3,6 +3,8 @@ import { benchFakeQuant } from "./fake-quant";
 import { benchGraphForward } from "./graph-forward";
 import { benchQuantSimForward } from "./quantsim-forward";
 import { benchSweep } from "./sweep";
+import { gradientKernelsSummary } from "./gradient-kernels";
+import { benchFixes } from "./fixes";
 
 /**
  * `npm run bench`: the figures the issues ask for, as ratios measured in the
@@ -19,6 +21,9 @@ async function main(): Promise<void> {
   console.log(`QuantSim W8A8 forward / FP32 graph forward, ${q.model}, batch ${q.batch}, ${q.quantizers} quantizers: ${q.simMs.toFixed(1)} ms / ${q.fp32Ms.toFixed(1)} ms = ${q.ratio.toFixed(3)} (goal <= 1.25)`);
   const s = await benchSweep(8);
   console.log(`"enable one layer" sweep, ${s.layers} layers, MobileNetV2 batch 8: FP32-cached ${(s.cachedMs / 1000).toFixed(1)} s / naive ${(s.naiveMs / 1000).toFixed(1)} s = ${s.ratio.toFixed(3)} (goal <= 0.6), identical scores: ${s.identical}`);
+  console.log(await gradientKernelsSummary());
+  const x = await benchFixes(32);
+  console.log(`training fixes, example model W4A8 batch ${x.batch}: one QAT step = ${x.qatStepRatio.toFixed(1)} simulated forwards (set-up included); one AdaRound iteration, per layer = ${x.adaroundIterationRatio.toFixed(2)} simulated forwards of the whole model`);
 }
 
 main().catch((err) => {
