@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { loadGraph } from "../src/graph/load-model";
 import { forward } from "../src/runner/forward";
-import { registerFastBatchNormGradient, registerWasmGradientKernels } from "../src/train/wasm-gradient-kernels";
+import { asTensor, registerFastBatchNormGradient, registerWasmGradientKernels } from "../src/train/wasm-gradient-kernels";
 import { EXAMPLE_MODEL } from "../test/fixtures/models";
 import { compareMs } from "./timing";
 
@@ -106,11 +106,6 @@ function oldAsWasmOutput(backend: unknown, compute: () => tf.Tensor): tf.TensorI
   return out;
 }
 
-function asTensor<R extends tf.Rank>(info: tf.TensorInfo): tf.Tensor<R> {
-  const t = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor<R>;
-  tf.engine().backend.incRef(info.dataId);
-  return t;
-}
 
 const KERNELS = ["Conv2DBackpropFilter", "DepthwiseConv2dNativeBackpropFilter", "DepthwiseConv2dNativeBackpropInput"] as const;
 type KernelName = (typeof KERNELS)[number];

@@ -174,7 +174,7 @@ function asWasmOutput(backend: unknown, compute: () => tf.Tensor): tf.TensorInfo
  * reference on the backend, so count one here: disposing the view (at the end
  * of the tidy) must not free the caller's data.
  */
-function asTensor<R extends tf.Rank>(info: tf.TensorInfo): tf.Tensor<R> {
+export function asTensor<R extends tf.Rank>(info: tf.TensorInfo): tf.Tensor<R> {
   const t = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor<R>;
   tf.engine().backend.incRef(info.dataId);
   return t;
