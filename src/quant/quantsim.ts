@@ -105,11 +105,9 @@ export class QuantSim {
    * activations did not change; frozen weights belong to the old weights and are dropped.
    */
   withGraph(graph: Graph, options: { keepStats?: boolean } = {}): QuantSim {
-    // Quantizers may come and go (folding removes BatchNorm outputs): encodings fixed for vanished ones are dropped;
-    // an override that no longer matches anything is an error, as at creation.
-    const names = new Set(placeQuantizers(graph, { biases: this.config.biases !== undefined && this.config.biases !== false }).map((s) => s.name));
-    const fixed = new Map([...this.state.fixed].filter(([name]) => names.has(name)));
-    return new QuantSim(graph, this.config, { ...this.state, fixed, stats: options.keepStats ? this.state.stats : undefined, frozen: new Map() });
+    // Quantizers may come and go (folding removes BatchNorm outputs): encodings fixed for vanished ones are never
+    // looked up; an override that no longer matches anything is an error, as at creation.
+    return new QuantSim(graph, this.config, { ...this.state, stats: options.keepStats ? this.state.stats : undefined, frozen: new Map() });
   }
 
   /**
