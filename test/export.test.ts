@@ -14,7 +14,7 @@ import { Encoding } from "../src/quant/encoding";
 import { fakeQuant } from "../src/quant/fake-quant";
 import { QuantSim } from "../src/quant/quantsim";
 import { EXAMPLE_MODEL } from "./fixtures/models";
-import { assertNoLeak, setupBackend } from "./helpers";
+import { assertNoLeak, randomizeWeights, setupBackend } from "./helpers";
 
 interface ModelFile {
   modelTopology: { config: { layers: { name: string; class_name: string; config: Record<string, unknown>; inbound_nodes: unknown }[] } };
@@ -153,6 +153,32 @@ describe("exportQuantizedModel (TF.js layers model, quantized weights)", () => {
     graph.dispose();
     model.dispose();
     shared.dispose(); // tfjs-layers keeps a reference per call: model.dispose() dropped one of two
+  });
+
+  it("a BatchNorm folded into the layer it feeds (after a ReLU) is dropped and its reader rewired", async () => {
+    const x = tf.input({ shape: [6, 6, 2], name: "img" });
+    let y = tf.layers.conv2d({ filters: 3, kernelSize: 3, activation: "relu", name: "c1" }).apply(x) as tf.SymbolicTensor;
+    y = tf.layers.batchNormalization({ name: "bn" }).apply(y) as tf.SymbolicTensor;
+    y = tf.layers.conv2d({ filters: 2, kernelSize: 1, useBias: false, name: "c2" }).apply(y) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: x, outputs: y, name: "bn_before" });
+    randomizeWeights(model, 4);
+    const graph = importLayersModel(model);
+    const fold = foldBatchNorms(graph);
+    assert.deepEqual(fold.folded.map((f) => f.position), ["before"]);
+    const sim = QuantSim.create(fold.graph).with({ "**.output": { enabled: false } });
+    const result = await assertNoLeak("BN-before export", () => exportQuantizedModel(sim, model, path.join(root, "bn-before")));
+    assert.ok(result.topologyChanges.some((c) => /bn: dropped/.test(c)), result.topologyChanges.join("; "));
+    const loaded = await tf.loadLayersModel(fileHandler(result.modelJson));
+    const input = tf.randomUniform([3, 6, 6, 2], 0, 1, "float32", 2);
+    const [expected] = sim.forward(input);
+    const actual = loaded.predict(input) as tf.Tensor;
+    assert.ok(maxRelDiff(actual, expected) <= 1e-5, `BN before c2: ${maxRelDiff(actual, expected)}`);
+    tf.dispose([input, expected, actual]);
+    loaded.dispose();
+    sim.dispose();
+    fold.graph.dispose();
+    graph.dispose();
+    model.dispose();
   });
 
   for (const bitwidth of [8, 4]) {

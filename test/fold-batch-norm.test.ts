@@ -38,6 +38,44 @@ describe("BatchNorm folding", () => {
     graph.dispose();
   });
 
+  it("folds a BatchNorm into the layer it feeds (conv 3x3 valid, depthwise valid, dense) when no zero padding meets it; FP32 unchanged", async () => {
+    const L = tf.layers;
+    const input = tf.input({ shape: [9, 9, 3] });
+    let x = L.conv2d({ filters: 4, kernelSize: 3, activation: "relu", name: "c1" }).apply(input) as tf.SymbolicTensor;
+    x = L.batchNormalization({ name: "bn1" }).apply(x) as tf.SymbolicTensor;
+    x = L.conv2d({ filters: 5, kernelSize: 3, padding: "valid", useBias: false, name: "c2" }).apply(x) as tf.SymbolicTensor;
+    x = L.reLU({ name: "r2" }).apply(x) as tf.SymbolicTensor;
+    x = L.batchNormalization({ name: "bn2" }).apply(x) as tf.SymbolicTensor;
+    x = L.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 2, name: "dw" }).apply(x) as tf.SymbolicTensor;
+    x = L.reLU({ name: "r3" }).apply(x) as tf.SymbolicTensor;
+    x = L.batchNormalization({ name: "bn3" }).apply(x) as tf.SymbolicTensor;
+    x = L.conv2d({ filters: 3, kernelSize: 3, padding: "same", name: "c3" }).apply(x) as tf.SymbolicTensor;
+    x = L.activation({ activation: "relu", name: "r4" }).apply(x) as tf.SymbolicTensor;
+    x = L.flatten({ name: "flat" }).apply(x) as tf.SymbolicTensor;
+    x = L.batchNormalization({ name: "bn4" }).apply(x) as tf.SymbolicTensor;
+    x = L.dense({ units: 2, name: "out" }).apply(x) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: x });
+    randomizeWeights(model, 9);
+    const graph = importLayersModel(model);
+    model.dispose();
+    const images = tf.randomUniform([4, 9, 9, 3], 0, 1, "float32", 5);
+    await assertNoLeak("fold before", () => {
+      const r = foldBatchNorms(graph);
+      assert.deepEqual(r.folded.map((f) => `${f.batchNorm}→${f.into}:${f.position}`), ["bn1→c2:before", "bn2→dw:before", "bn4→out:before"]);
+      assert.equal(r.notFolded.length, 1);
+      assert.match(r.notFolded[0].reason, /"c3" pads with zeros/);
+      assert.ok(r.graph.has("bn3") && !r.graph.has("bn1"));
+      assert.ok(r.graph.node("c2").params.bias, "a bias is added where the layer had none");
+      const a = forward(r.graph, images);
+      const b = forward(graph, images);
+      assert.ok(maxRelDiff(a, b) <= 1e-5, `rel diff ${maxRelDiff(a, b)}`);
+      tf.dispose([...a, ...b]);
+      r.graph.dispose();
+    });
+    images.dispose();
+    graph.dispose();
+  });
+
   it("leaves the source graph intact and leaks nothing", async () => {
     const graph = await loadGraph(EXAMPLE_MODEL);
     const before = graph.nodes.length;

@@ -56,8 +56,11 @@ export function diffGraphs(source: Graph, graph: Graph): TopologyEdits {
   for (const s of source.nodes) {
     if (graph.has(s.name)) continue;
     const into = s.inputs.length === 1 ? graph.has(rename(s.inputs[0])) && graph.node(rename(s.inputs[0])) : undefined;
-    if (s.op !== "batchNorm" || !into || !WEIGHTED_OPS.has(into.op) || !into.params.bias) {
-      throw new Error(`layer "${s.name}" (${s.layerClass}) of the source model is not in the graph; only a BatchNormalization folded into the layer before it can be left out of an exported model`);
+    // Folded into the layer before it (which now has a bias), or into the layers it fed (which now read its input).
+    const foldedBefore = into && WEIGHTED_OPS.has(into.op) && into.params.bias !== undefined;
+    const foldedAfter = into && source.consumers(s.name).every((c) => graph.has(c.name) && WEIGHTED_OPS.has(c.op) && graph.node(c.name).inputs.includes(into.name));
+    if (s.op !== "batchNorm" || !into || !(foldedBefore || foldedAfter)) {
+      throw new Error(`layer "${s.name}" (${s.layerClass}) of the source model is not in the graph; only a BatchNormalization folded into the layer before or after it can be left out of an exported model`);
     }
     dropped.set(s.name, into.name);
   }

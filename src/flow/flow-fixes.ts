@@ -42,8 +42,8 @@ const foldBatchNorm: FlowFix = {
       graph: folded.graph,
       sim: await recalibrated(ctx, folded.graph),
       always: true,
-      finding: `Folded ${folded.folded.length} BatchNorm layers into the layers before them, as runtimes do; the weights now carry the BatchNorm scales, which can widen per-channel ranges.`,
-      result: { folded: folded.folded },
+      finding: `Folded ${folded.folded.length} BatchNorm layers into the layers beside them, as runtimes do (${folded.folded.filter((f) => f.position === "before").length} into the layer they feed); the weights now carry the BatchNorm scales, which can widen per-channel ranges.${folded.notFolded.length ? ` ${folded.notFolded.length} left as they are: ${folded.notFolded[0].reason}.` : ""}`,
+      result: { folded: folded.folded, notFolded: folded.notFolded },
     };
   },
 };
