@@ -28,6 +28,8 @@ export interface GraphNode {
 export interface OpKernel {
   readonly op: string;
   run(node: GraphNode, inputs: tf.Tensor[], params: Params): tf.Tensor;
+  /** The same op as ONNX nodes, for the ONNX Runtime engine. */
+  onnx?: OnnxLowering;
 }
 
 /** What the importer knows about one call of a Keras layer. */
@@ -53,3 +55,39 @@ export interface LayerLowering {
   readonly classNames: readonly string[];
   lower(call: LayerCall): Lowered;
 }
+
+/**
+ * How a tensor is laid out in a lowered (ONNX) graph. "native" is the graph's
+ * own channels-last order; "channelsFirst" moves the last axis to position 1
+ * ([N, H, W, C] as [N, C, H, W]; [N, T, C] as [N, C, T]), as ONNX's spatial ops want.
+ */
+export type OnnxLayout = "native" | "channelsFirst";
+
+/** A tensor of the lowered graph: its ONNX name, layout and rank. */
+export interface OnnxValue {
+  readonly name: string;
+  readonly layout: OnnxLayout;
+  readonly rank: number;
+}
+
+/** Rewrites a weight from its graph layout to the one its ONNX op wants (e.g. HWIO to OIHW). */
+export type WeightLayout = (data: Float32Array, shape: readonly number[]) => { data: Float32Array; dims: number[] };
+
+/**
+ * What an op's ONNX lowering may ask of the engine: add nodes and constants,
+ * read its parameters (as constants or as inputs fed per run), and get an input
+ * in the layout it wants. Implemented by the ONNX engine; declared here so the
+ * graph layer does not depend on it.
+ */
+export interface OnnxLoweringContext {
+  node(opType: string, inputs: readonly string[], attrs?: Record<string, unknown>, options?: { name?: string }): string;
+  constant(data: ArrayLike<number>, dims: readonly number[], dtype?: "float32" | "int64" | "int32"): string;
+  ints(values: readonly number[]): string;
+  /** The node's parameter `key`, in the layout `layout` gives (default: as stored). */
+  param(node: GraphNode, key: string, layout?: WeightLayout): string;
+  /** `value` in `layout` (transposed once and remembered). */
+  as(value: OnnxValue, layout: OnnxLayout): string;
+}
+
+/** Lowers one node to ONNX ops; returns its output value. */
+export type OnnxLowering = (ctx: OnnxLoweringContext, node: GraphNode, inputs: readonly OnnxValue[]) => OnnxValue;

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { registerLayer, registerOp } from "../registry";
 import { LayerCall } from "../types";
+import { lowerActivation } from "./onnx-common";
 
 /**
  * Elementwise activations, with the exact formulas of tfjs-layers so the graph
@@ -74,6 +75,12 @@ export function fusedActivation(fn: string): tf.fused.Activation | undefined {
 registerOp({
   op: "activation",
   run: (node, [x]) => applyActivation(x, node.attrs as unknown as ActivationAttrs),
+  // Elementwise, so any layout will do, except a per-channel clip, which wants a known one.
+  onnx: (ctx, node, [x]) => {
+    const a = node.attrs as unknown as ActivationAttrs;
+    const v = Array.isArray(a.maxValue) && x.rank >= 3 ? { ...x, name: ctx.as(x, "channelsFirst"), layout: "channelsFirst" as const } : x;
+    return { ...v, name: lowerActivation(ctx, v, a) };
+  },
 });
 
 registerLayer({

@@ -10,6 +10,15 @@ import { axisList, inputRank, positiveAxis, requireWeight } from "./config";
 registerOp({
   op: "batchNorm",
   run: (node, [x], p) => tf.batchNorm(x, p.moving_mean, p.moving_variance, p.beta, p.gamma, node.attrs.epsilon as number),
+  onnx: (ctx, node, [x]) => {
+    // ONNX normalizes axis 1: the channels of a channels-first tensor, or of a 2-D one. ORT folds it into a conv before it.
+    const layout = x.rank >= 3 ? "channelsFirst" : "native";
+    const channels = node.params.moving_mean.size;
+    const gamma = node.params.gamma ? ctx.param(node, "gamma") : ctx.constant(new Float32Array(channels).fill(1), [channels]);
+    const beta = node.params.beta ? ctx.param(node, "beta") : ctx.constant(new Float32Array(channels), [channels]);
+    const ins = [ctx.as(x, layout), gamma, beta, ctx.param(node, "moving_mean"), ctx.param(node, "moving_variance")];
+    return { name: ctx.node("BatchNormalization", ins, { epsilon: { f: node.attrs.epsilon as number } }, { name: node.name }), layout, rank: x.rank };
+  },
 });
 
 registerLayer({

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { registerLayer, registerOp } from "../registry";
 import { activationName, applyActivation, fusedActivation } from "./activation";
 import { conv2dAttrs, Conv2dAttrs, requireWeight } from "./config";
+import { convKernel, spatialAttrs, withActivation } from "./onnx-common";
 
 /** Conv2D: params kernel [kh, kw, in, out] and optional bias [out]; activation fused. */
 registerOp({
@@ -19,6 +20,13 @@ registerOp({
       activation: fused ?? "linear",
     });
     return fused ? y : applyActivation(y, { fn: a.activation });
+  },
+  onnx: (ctx, node, [x]) => {
+    const a = node.attrs as unknown as Conv2dAttrs;
+    const [kh, kw] = node.params.kernel.shape as number[];
+    const ins = [ctx.as(x, "channelsFirst"), ctx.param(node, "kernel", convKernel)];
+    if (node.params.bias) ins.push(ctx.param(node, "bias"));
+    return withActivation(ctx, ctx.node("Conv", ins, spatialAttrs(a, [kh, kw]), { name: node.name }), 4, a.activation);
   },
 });
 

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { registerLayer, registerOp } from "../registry";
 import { activationName, applyActivation, fusedActivation } from "./activation";
 import { requireWeight } from "./config";
+import { lowerActivation } from "./onnx-common";
 
 /**
  * Dense: params kernel [in, out] and optional bias [out]. Inputs of rank > 2
@@ -17,6 +18,13 @@ registerOp({
     let y: tf.Tensor = tf.fused.matMul({ a: x2, b: p.kernel as tf.Tensor2D, bias: p.bias, activation: fused ?? "linear" });
     if (x.rank !== 2) y = tf.reshape(y, [...x.shape.slice(0, -1), units]);
     return fused ? y : applyActivation(y, { fn: a.activation });
+  },
+  onnx: (ctx, node, [x]) => {
+    // MatMul broadcasts over leading axes, so rank-3 inputs need no folding; ORT fuses MatMul + Add.
+    let y = ctx.node("MatMul", [ctx.as(x, "native"), ctx.param(node, "kernel")], {}, { name: node.name });
+    if (node.params.bias) y = ctx.node("Add", [y, ctx.param(node, "bias")]);
+    const v = { name: y, layout: "native" as const, rank: x.rank };
+    return { ...v, name: lowerActivation(ctx, v, { fn: node.attrs.activation as string }) };
   },
 });
 

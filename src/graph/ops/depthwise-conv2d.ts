@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { registerLayer, registerOp } from "../registry";
 import { activationName, applyActivation } from "./activation";
 import { conv2dAttrs, Conv2dAttrs, requireWeight } from "./config";
+import { depthwiseKernel, spatialAttrs, withActivation } from "./onnx-common";
 
 /**
  * DepthwiseConv2D: param depthwise_kernel [kh, kw, in, multiplier] (output channel
@@ -14,6 +15,13 @@ registerOp({
     let y: tf.Tensor = tf.depthwiseConv2d(x as tf.Tensor4D, p.depthwise_kernel as tf.Tensor4D, a.strides, a.padding, "NHWC", a.dilations);
     if (p.bias) y = tf.add(y, p.bias);
     return applyActivation(y, { fn: a.activation });
+  },
+  onnx: (ctx, node, [x]) => {
+    const a = node.attrs as unknown as Conv2dAttrs;
+    const [kh, kw, cin] = node.params.depthwise_kernel.shape;
+    const ins = [ctx.as(x, "channelsFirst"), ctx.param(node, "depthwise_kernel", depthwiseKernel)];
+    if (node.params.bias) ins.push(ctx.param(node, "bias"));
+    return withActivation(ctx, ctx.node("Conv", ins, { ...spatialAttrs(a, [kh, kw]), group: cin }, { name: node.name }), 4, a.activation);
   },
 });
 

@@ -6,6 +6,7 @@ import { requireWeight } from "./config";
 registerOp({
   op: "embedding",
   run: (_node, [ids], p) => tf.gather(p.embeddings, ids.dtype === "int32" ? ids : tf.cast(ids, "int32")),
+  onnx: (ctx, node, [ids]) => ({ name: ctx.node("Gather", [ctx.param(node, "embeddings"), ctx.as(ids, "native")], { axis: 0 }, { name: node.name }), layout: "native", rank: ids.rank + 1 }),
 });
 
 registerLayer({

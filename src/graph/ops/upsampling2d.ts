@@ -12,6 +12,14 @@ registerOp({
       ? tf.image.resizeBilinear(x as tf.Tensor4D, size)
       : tf.image.resizeNearestNeighbor(x as tf.Tensor4D, size);
   },
+  // tfjs resizes with alignCorners and halfPixelCenters off: ONNX's "asymmetric" coordinates, nearest rounding down.
+  onnx: (ctx, node, [x]) => {
+    const [sh, sw] = node.attrs.size as [number, number];
+    const bilinear = node.attrs.interpolation === "bilinear";
+    const attrs = { mode: bilinear ? "linear" : "nearest", coordinate_transformation_mode: "asymmetric", nearest_mode: bilinear ? undefined : "floor" };
+    const y = ctx.node("Resize", [ctx.as(x, "channelsFirst"), "", ctx.constant([1, 1, sh, sw], [4])], attrs, { name: node.name });
+    return { name: y, layout: "channelsFirst", rank: 4 };
+  },
 });
 
 registerLayer({

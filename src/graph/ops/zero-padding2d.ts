@@ -10,6 +10,10 @@ registerOp({
     const [[t, b], [l, r]] = node.attrs.pads as [[number, number], [number, number]];
     return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]]);
   },
+  onnx: (ctx, node, [x]) => {
+    const [[t, b], [l, r]] = node.attrs.pads as [[number, number], [number, number]];
+    return { name: ctx.node("Pad", [ctx.as(x, "channelsFirst"), ctx.ints([0, 0, t, l, 0, 0, b, r])], {}, { name: node.name }), layout: "channelsFirst", rank: 4 };
+  },
 });
 
 function pads(call: LayerCall): [[number, number], [number, number]] {

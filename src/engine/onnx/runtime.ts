@@ -1,0 +1,55 @@
+import * as os from "os";
+import type * as Ort from "onnxruntime-node";
+
+/**
+ * ONNX Runtime, loaded on demand: `onnxruntime-node` is an optional
+ * dependency (its npm package bundles the Linux/macOS/Windows CPU library), so
+ * qdebug works without it, on tfjs alone.
+ */
+let loaded: { ort?: typeof Ort; failure?: string } | undefined;
+
+export function loadOrt(): { ort?: typeof Ort; failure?: string } {
+  if (!loaded) {
+    try {
+      loaded = { ort: require("onnxruntime-node") as typeof Ort };
+    } catch (err) {
+      loaded = { failure: (err as Error).message.split("\n")[0] };
+    }
+  }
+  return loaded;
+}
+
+export function requireOrt(): typeof Ort {
+  const { ort, failure } = loadOrt();
+  if (!ort) throw new Error(`the ONNX Runtime engine needs the onnxruntime-node package, which does not load here (${failure}); install it, or use the tfjs engine (QDEBUG_ENGINE=tfjs)`);
+  return ort;
+}
+
+/** Intra-op threads: QDEBUG_THREADS, else one per core. */
+export function engineThreads(): number {
+  const v = process.env.QDEBUG_THREADS;
+  if (v !== undefined && v !== "") {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`QDEBUG_THREADS must be a whole number >= 1, got ${JSON.stringify(v)}`);
+    return n;
+  }
+  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+/**
+ * A session over a lowered model. ORT's QDQ fusion is off, so Quantize/
+ * DequantizeLinear pairs stay a simulation in float rather than being replaced
+ * by integer kernels with other rounding.
+ */
+export async function createSession(bytes: Uint8Array, options: { threads?: number; level?: "disabled" | "basic" | "extended" | "all" } = {}): Promise<Ort.InferenceSession> {
+  const ort = requireOrt();
+  return ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: options.threads ?? engineThreads(),
+    interOpNumThreads: 1,
+    graphOptimizationLevel: options.level ?? (process.env.QDEBUG_ORT_LEVEL as "all") ?? "all",
+    executionMode: "sequential",
+    enableMemPattern: process.env.QDEBUG_ORT_MEMPATTERN !== "0",
+    enableCpuMemArena: process.env.QDEBUG_ORT_ARENA !== "0",
+    extra: { session: { disable_quant_qdq: "1", "intra_op.allow_spinning": process.env.QDEBUG_ORT_SPIN ?? "0" } },
+  });
+}
