@@ -16,7 +16,7 @@ import { sweepDisabled, sweepEnabled } from "../analysis/sweeps";
 import { weightChannelStats } from "../analysis/weight-channels";
 import { weightsVsActivations } from "../analysis/weights-vs-activations";
 import { writeResults } from "../analysis/export";
-import { terminalProgress } from "../progress";
+import { StepTimer } from "../progress";
 import { writeEncodings } from "../quant/aimet-encodings";
 import { QuantSim } from "../quant/quantsim";
 import { fp32SanityCheck } from "../quant/sanity-check";
@@ -37,26 +37,27 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
   const granularity = String(args.flags.get("granularity") ?? "layer");
   if (granularity !== "layer" && granularity !== "quantizer") throw new Error(`invalid granularity: "${granularity}" (expected layer or quantizer)`);
   const { backend, graph, config, uncalibrated, data: all, calibration, outDir } = await prepareQuantRun("analyze", args, ANALYZE_USAGE);
-  const progress = terminalProgress();
+  const steps = new StepTimer(); // step timings go to stderr only, never into results.json
+  const progress = steps.progress;
   let sim: QuantSim | undefined;
   try {
     const data = args.flags.has("eval") ? takeExamples(all, numberFlag(args, "eval", 0)) : all;
     const metric = await metricFromArgs(args, data);
     out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}; metric ${metric}`);
-    sim = await uncalibrated.calibrate(calibration, { onProgress: progress });
+    sim = await steps.run("calibration", () => uncalibrated.calibrate(calibration, { onProgress: progress }));
     const evaluation = { data, metric, onProgress: progress };
 
-    const sanity = await fp32SanityCheck(sim, calibration, { onProgress: progress });
+    const sanity = await steps.run("FP32 sanity check", () => fp32SanityCheck(sim!, calibration, { onProgress: progress }));
     out(`\n1. FP32 sanity check: ${sanity.pass ? "pass" : "FAIL"}. ${sanity.diagnosis}`);
-    const split = await weightsVsActivations(sim, evaluation);
+    const split = await steps.run("weights vs activations", () => weightsVsActivations(sim!, evaluation));
     out(`\n2. Weights vs activations\n${textTable(["variant", "score", "drop"], split.rows.map((r) => [r.variant, r.score.toFixed(4), r.drop.toFixed(4)]))}\n${split.diagnosis}`);
-    const sweepOn = await sweepEnabled(sim, { ...evaluation, granularity });
-    const sweepOff = await sweepDisabled(sim, { ...evaluation, granularity });
+    const sweepOn = await steps.run("enable-one sweep", () => sweepEnabled(sim!, { ...evaluation, granularity }));
+    const sweepOff = await steps.run("disable-one sweep", () => sweepDisabled(sim!, { ...evaluation, granularity }));
     out(`\n3. Per-layer sweeps (FP32 ${sweepOn.fp32Score.toFixed(4)}, quantized ${sweepOn.quantizedScore.toFixed(4)})`);
     out(textTable(["#", granularity, "only this quantized", "all but this quantized"], sweepOn.rows.map((r, i) => [r.index, r.key, r.score.toFixed(4), sweepOff.rows[i].score.toFixed(4)])));
     out(sweepOn.diagnosis);
     out(sweepOff.diagnosis);
-    const errors = await layerError(sim, data, { onProgress: progress });
+    const errors = await steps.run("per-layer error", () => layerError(sim!, data, { onProgress: progress }));
     out(`\n4. Per-layer error: ${errors.diagnosis}`);
     const ranges = encodingRanges(sim);
     const channels = weightChannelStats(sim);
@@ -85,6 +86,7 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
     ]);
     fs.writeFileSync(path.join(outDir, "report.html"), html);
     out(`\nwrote ${files.length + 2} files to ${outDir} (report.html, results.json, encodings.json and one CSV per table)`);
+    steps.finish();
     return sanity.pass ? 0 : 2;
   } finally {
     sim?.dispose();

@@ -5,7 +5,7 @@ import { takeExamples } from "../data/take";
 import { viewOf } from "../display/show";
 import { debugFlow } from "../flow/debug-flow";
 import { FlowStep } from "../flow/flow-types";
-import { terminalProgress } from "../progress";
+import { StepTimer } from "../progress";
 import { exportQuantizedModel } from "../export/tfjs-quantized";
 import { buildReport } from "../report/report";
 import { numberFlag, parseArgs } from "./args";
@@ -33,7 +33,8 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
   if (relu6 !== "relu" && relu6 !== "per-channel") throw new Error(`--relu6 must be relu or per-channel, got "${relu6}"`);
   const { backend, graph, config, uncalibrated, data: all, calibration, outDir } = await prepareQuantRun("debug", args, DEBUG_USAGE);
   uncalibrated.dispose();
-  const progress = terminalProgress();
+  const timer = new StepTimer(); // step timings go to stderr only
+  const progress = timer.progress;
   const data = args.flags.has("eval") ? takeExamples(all, numberFlag(args, "eval", 0)) : all;
   const metric = await metricFromArgs(args, data);
   out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}; metric ${metric}; allowed drop ${target}`);
@@ -48,7 +49,10 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     relu6,
     maxRaised: numberFlag(args, "max-raised", 4),
     onProgress: progress,
-    onStep: printStep,
+    onStep: (s) => {
+      timer.record(s.title, s.seconds * 1000); // timed by the flow itself
+      printStep(s);
+    },
   }).catch((err) => {
     graph.dispose();
     throw err;
@@ -59,7 +63,7 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     const steps = record.steps.map((s) => ({ index: s.index, box: s.box, title: s.title, kind: s.kind, score: s.score, drop: s.drop, kept: s.kept, skipped: s.skipped, met: s.met, seconds: s.seconds, finding: s.finding }));
     const files = writeResults(outDir, { model: args.positionals[0], backend: backend.name, record }, { steps });
     fs.renameSync(path.join(outDir, "results.json"), path.join(outDir, "record.json"));
-    const exported = await exportQuantizedModel(result.sim, args.positionals[0], path.join(outDir, "model"));
+    const exported = await timer.run("export", () => exportQuantizedModel(result.sim, args.positionals[0], path.join(outDir, "model")));
     const quantized = exported.weights.filter((w) => w.dtype !== "float32").length;
     out(`\nexported the model to ${path.join(outDir, "model")}: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.quantized} bytes (float32: ${exported.bytes.float32})`);
     const html = buildReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · allowed drop ${target} · ${new Date().toISOString().slice(0, 10)}`, [
@@ -68,6 +72,7 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     ]);
     fs.writeFileSync(path.join(outDir, "report.html"), html);
     out(`wrote ${files.length + 1} files to ${outDir} (record.json, steps.csv, report.html) and the model in ${path.join(outDir, "model")} (model.json, weights, encodings.json)`);
+    timer.finish();
     return record.met ? 0 : 3;
   } finally {
     result.dispose();

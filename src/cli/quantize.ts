@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { compareWithFp32 } from "../eval/side-by-side";
-import { terminalProgress } from "../progress";
+import { StepTimer } from "../progress";
 import { writeEncodings } from "../quant/aimet-encodings";
 import { QuantSim } from "../quant/quantsim";
 import { fp32SanityCheck } from "../quant/sanity-check";
@@ -27,21 +27,22 @@ const pct = (v: number | null) => (v === null ? "-" : `${(100 * v).toFixed(2)} %
 export async function quantize(argv: readonly string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, QUANT_FLAGS);
   const { backend, graph, config, uncalibrated, data, calibration, outDir } = await prepareQuantRun("quantize", args, QUANTIZE_USAGE);
-  const progress = terminalProgress();
+  const steps = new StepTimer(); // step timings go to stderr only, never into quantize.json
+  const progress = steps.progress;
   let sim: QuantSim | undefined;
   try {
     out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}`);
-    sim = await uncalibrated.calibrate(calibration, { onProgress: progress });
+    sim = await steps.run("calibration", () => uncalibrated.calibrate(calibration, { onProgress: progress }));
     out(`calibrated ${sim.sites.length} quantizers on ${calibration.name}`);
 
-    const sanity = await fp32SanityCheck(sim, calibration, { onProgress: progress });
+    const sanity = await steps.run("FP32 sanity check", () => fp32SanityCheck(sim!, calibration, { onProgress: progress }));
     out("");
     out("FP32 sanity check");
     out(textTable(["variant", "max abs error", "max rel error", "top-1 agreement", "pass"], sanity.checks.map((c) => [c.variant, c.maxAbsError.toExponential(2), c.maxRelError.toExponential(2), pct(c.top1Agreement), c.pass ? "yes" : "NO"])));
     out(sanity.diagnosis);
 
     const quantized = sim;
-    const result = await compareWithFp32(graph, data, { quantized: (x) => quantized.forward(x) }, { onProgress: progress, task: "evaluation" });
+    const result = await steps.run("evaluation", () => compareWithFp32(graph, data, { quantized: (x) => quantized.forward(x) }, { onProgress: progress, task: "evaluation" }));
     const q = result.variants.quantized;
     out("");
     out(`Quantized vs FP32 on ${data.name} (${result.examples} examples)`);
@@ -55,6 +56,7 @@ export async function quantize(argv: readonly string[], out: (s: string) => void
     fs.writeFileSync(path.join(outDir, "quantize.json"), `${JSON.stringify({ model: args.positionals[0], backend: backend.name, config, sanity, evaluation: result, quantizers: sim.quantizers() }, null, 2)}\n`);
     out("");
     out(`wrote ${path.join(outDir, "encodings.json")} and ${path.join(outDir, "quantize.json")}`);
+    steps.finish();
     return sanity.pass ? 0 : 2;
   } finally {
     sim?.dispose();
