@@ -7,6 +7,9 @@ import { forEachBatch } from "../runner/for-each-batch";
 import { forward } from "../runner/forward";
 import { forwardKeepingAll, unchangedBy } from "../runner/intermediates";
 import { QuantSim } from "../quant/quantsim";
+import { onnxCanRun } from "../engine/onnx/support";
+import { OnnxProgram } from "../engine/onnx/program";
+import { allBypassed } from "./variants";
 
 /** One simulation to score, and (for the cached sweep) the nodes it quantizes first. */
 export interface ScoredVariant {
@@ -39,6 +42,7 @@ export interface ScoreOptions {
  * skipped would have computed the very same FP32 tensors.
  */
 export async function scoreVariants(graph: Graph, data: Dataset, variants: readonly ScoredVariant[], options: ScoreOptions): Promise<Map<string, number>> {
+  if (onnxCanRun(graph, variants.map((v) => v.sim))) return scoreVariantsOnnx(graph, data, variants, options);
   const accumulators = new Map(variants.map((v) => [v.key, new MetricAccumulator(options.metric)]));
   const downstream = options.cacheFp32 ? new Map(variants.map((v) => [v.key, descendants(graph, v.changedFrom ?? graph.inputs)])) : undefined;
   let examples = 0;
@@ -63,6 +67,40 @@ export async function scoreVariants(graph: Graph, data: Dataset, variants: reado
     examples += batch.inputs[0].shape[0];
     options.onPartial?.(new Map([...accumulators].map(([k, a]) => [k, a.score()])), examples);
   });
+  return new Map([...accumulators].map(([k, a]) => [k, a.score()]));
+}
+
+/**
+ * The same scores with ONNX Runtime: every variant runs on the batch, sharing
+ * what their configurations share (see OnnxProgram), so the FP32 trunk of an
+ * "enable one" sweep is computed once per batch without an explicit cache.
+ */
+async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly ScoredVariant[], options: ScoreOptions): Promise<Map<string, number>> {
+  const accumulators = new Map(variants.map((v) => [v.key, new MetricAccumulator(options.metric)]));
+  const referenceKey = "\u0000reference";
+  const reference = allBypassed(variants[0].sim);
+  const program = new OnnxProgram(graph, variants[0].sim.sites);
+  let examples = 0;
+  try {
+    const needsReference = options.metric !== "accuracy";
+    const all = [...(needsReference ? [{ key: referenceKey, sim: reference }] : []), ...variants];
+    await forEachBatch(graph, data, { task: options.task ?? "scoring", onProgress: options.onProgress }, async (batch) => {
+      let kept: tf.Tensor[] = [];
+      try {
+        await program.run(batch.inputs, all, (key, outputs) => {
+          if (key === referenceKey) kept = outputs.map((t) => t.clone());
+          else accumulators.get(key)!.add(outputs, needsReference ? kept : undefined, batch.labels);
+        });
+      } finally {
+        tf.dispose(kept);
+      }
+      examples += batch.inputs[0].shape[0];
+      options.onPartial?.(new Map([...accumulators].map(([k, a]) => [k, a.score()])), examples);
+    });
+  } finally {
+    reference.dispose();
+    await program.dispose();
+  }
   return new Map([...accumulators].map(([k, a]) => [k, a.score()]));
 }
 

@@ -20,6 +20,8 @@ import {
   SettingsPatch,
 } from "./settings";
 import { TensorStats } from "./stats";
+import { onnxCanRun } from "../engine/onnx/support";
+import { runTaps } from "../engine/onnx/taps";
 
 /** One row of `QuantSim.quantizers()`: what a table or a view shows. */
 export interface QuantizerInfo extends QuantizerSettings {
@@ -169,7 +171,18 @@ export class QuantSim {
         throw new Error(`calibration: quantizer "${name}": ${(err as Error).message}`);
       }
     };
-    await runDataset(this.graph, data, { hook, onProgress: options.onProgress, task: "calibration" });
+    if (onnxCanRun(this.graph, [])) {
+      await runTaps(this.graph, data, [...activationSites.keys()], (node, values) => {
+        const name = activationSites.get(node)!;
+        try {
+          stats.get(name)!.addValues(values);
+        } catch (err) {
+          throw new Error(`calibration: quantizer "${name}": ${(err as Error).message}`);
+        }
+      }, { onProgress: options.onProgress, task: "calibration" });
+    } else {
+      await runDataset(this.graph, data, { hook, onProgress: options.onProgress, task: "calibration" });
+    }
     return new QuantSim(this.graph, this.config, { ...this.state, stats });
   }
 
@@ -191,6 +204,18 @@ export class QuantSim {
 
   quantizers(): QuantizerInfo[] {
     return this.sites.map((s) => ({ ...s, ...this.settings.get(s.name)!, encoding: this.encodingOf(s.name) }));
+  }
+
+  /**
+   * What a weight or bias quantizer hands to its layer: the parameter
+   * quantize-dequantized (or the frozen AdaRound values), in the parameter's
+   * shape; undefined when the quantizer is bypassed. The simulation owns it.
+   */
+  quantizedParam(name: string): tf.Tensor | undefined {
+    const site = this.site(name);
+    if (site.kind === "activation") throw new Error(`quantizedParam: "${name}" quantizes an activation, not a parameter`);
+    if (!this.encodingOf(name)) return undefined;
+    return this.paramsOverride().get(site.node)![site.param!];
   }
 
   /** Runs one batch through the simulation; the caller owns the returned tensors. */

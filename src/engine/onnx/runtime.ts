@@ -48,7 +48,8 @@ export async function createSession(bytes: Uint8Array, options: { threads?: numb
     interOpNumThreads: 1,
     graphOptimizationLevel: options.level ?? (process.env.QDEBUG_ORT_LEVEL as "all") ?? "all",
     executionMode: "sequential",
-    enableMemPattern: process.env.QDEBUG_ORT_MEMPATTERN !== "0",
+    // Memory patterns double the cost of the first runs, and sessions here are many and short-lived.
+    enableMemPattern: process.env.QDEBUG_ORT_MEMPATTERN === "1",
     enableCpuMemArena: process.env.QDEBUG_ORT_ARENA !== "0",
     extra: { session: { disable_quant_qdq: "1", "intra_op.allow_spinning": process.env.QDEBUG_ORT_SPIN ?? "0" } },
   });

@@ -1,0 +1,274 @@
+import * as tf from "@tensorflow/tfjs";
+import type * as Ort from "onnxruntime-node";
+import { Graph } from "../../graph/graph";
+import { GraphNode, OnnxValue } from "../../graph/types";
+import { Encoding } from "../../quant/encoding";
+import { QuantizerSite } from "../../quant/placement";
+import { QuantSim } from "../../quant/quantsim";
+import { lowerGraph, LoweredModel, ParamSource, QuantizerLowering } from "./lower-graph";
+import { createSession, requireOrt } from "./runtime";
+import { planSegments, Segment } from "./segments";
+import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
+
+/** One simulation to run, named by `key`. */
+export interface ProgramVariant {
+  key: string;
+  sim: QuantSim;
+}
+
+type Feeds = Record<string, Ort.Tensor>;
+
+interface Session {
+  lowered: LoweredModel;
+  session: Ort.InferenceSession;
+  /** Feeds that do not change from run to run (a constant session's quantizer encodings). */
+  fixed: Feeds;
+}
+
+/**
+ * Runs many simulations of one graph with ONNX Runtime, batch by batch.
+ *
+ * The graph is cut into segments (planSegments). In each segment a simulation
+ * either matches a configuration that several simulations share (FP32, the
+ * fully quantized model): those run in a session built for it, weights and
+ * encodings baked in as constants, which ORT optimizes fully; or it is one of
+ * a kind (a sweep's variant): it runs in the segment's parametric session,
+ * whose weights and quantizer encodings are fed per run, and whose quantizers
+ * can each be switched off. Results are shared along equal prefixes: variants
+ * that agree on every segment before k reuse the values computed there, so an
+ * "enable one layer" sweep computes the FP32 trunk once per batch.
+ */
+export class OnnxProgram {
+  readonly graph: Graph;
+  readonly segments: Segment[];
+  private readonly sitesBySegment: QuantizerSite[][];
+  private readonly sessions = new Map<string, Promise<Session>>();
+  private readonly layouts: Map<string, OnnxValue>;
+  private readonly ort = requireOrt();
+  /** Weights in ONNX layout, by a key naming the values (FP32 or a grid). */
+  private readonly weightData = new Map<string, Ort.Tensor>();
+
+  constructor(graph: Graph, sites: readonly QuantizerSite[], options: { segments?: number } = {}) {
+    this.graph = graph;
+    this.segments = planSegments(graph, options.segments ?? 10);
+    const segmentOf = new Map(this.segments.flatMap((s) => s.nodes.map((n) => [n, s.index] as const)));
+    this.sitesBySegment = this.segments.map(() => []);
+    for (const site of sites) this.sitesBySegment[segmentOf.get(site.node)!].push(site);
+    // Layouts of every value, so a segment fed from the one before reads them as they were left.
+    this.layouts = lowerGraph(graph, { paramSource: () => ({ kind: "input" }) }).values;
+  }
+
+  /**
+   * Runs every variant on one batch; `onOutputs` receives each variant's graph
+   * outputs (tf tensors, disposed after it returns), in the order given.
+   */
+  async run(inputs: readonly tf.Tensor[], variants: readonly ProgramVariant[], onOutputs: (key: string, outputs: tf.Tensor[]) => void | Promise<void>): Promise<void> {
+    const keys = variants.map((v) => this.sitesBySegment.map((sites) => segmentKey(v.sim, sites)));
+    // A configuration several variants share in a segment gets a constant session; the others share a parametric one.
+    const shared = this.segments.map((_, s) => {
+      const count = new Map<string, number>();
+      for (const k of keys) count.set(k[s], (count.get(k[s]) ?? 0) + 1);
+      return new Set([...count].filter(([, n]) => n > 1 || variants.length <= 2).map(([k]) => k));
+    });
+    const paramSig = this.segments.map((_, s) => this.storageSignature(s, variants, keys, shared[s]));
+    // Path keys: a variant's configuration up to and including segment s. Equal paths hold equal values.
+    const paths = keys.map((k) => k.map((_, s) => k.slice(0, s + 1).join("\u0001")));
+    const pending = new Map<string, number>();
+    for (const p of paths) for (const key of new Set(p)) pending.set(key, (pending.get(key) ?? 0) + 1);
+    const memo = new Map<string, Feeds>();
+    const modelInputs = this.modelFeeds(inputs);
+
+    for (const [v, variant] of variants.entries()) {
+      let carried: Feeds = modelInputs;
+      const outputs = new Map<string, Ort.Tensor>();
+      for (const segment of this.segments) {
+        const s = segment.index;
+        const path = paths[v][s];
+        let produced = memo.get(path);
+        if (!produced) {
+          const segKey = keys[v][s];
+          const session = shared[s].has(segKey) ? await this.constantSession(segment, segKey, variant.sim) : await this.parametricSession(segment, paramSig[s]);
+          produced = await this.runSegment(s, session, carried, modelInputs, shared[s].has(segKey) ? undefined : variant.sim);
+          if ((pending.get(path) ?? 0) > 1) memo.set(path, produced);
+        }
+        const left = pending.get(path)! - 1;
+        pending.set(path, left);
+        if (left === 0) memo.delete(path);
+        for (const name of segment.outputs) outputs.set(name, produced[`out:${name}`]);
+        carried = produced;
+      }
+      const tensors = this.graph.outputs.map((name) => {
+        const t = outputs.get(name)!;
+        return t.type === "int32" ? tf.tensor(t.data as Int32Array, t.dims as number[], "int32") : tf.tensor(t.data as Float32Array, t.dims as number[]);
+      });
+      try {
+        await onOutputs(variant.key, tensors);
+      } finally {
+        tf.dispose(tensors);
+      }
+    }
+  }
+
+  /** Frees every session. */
+  async dispose(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) await (await s).session.release();
+  }
+
+  private modelFeeds(inputs: readonly tf.Tensor[]): Feeds {
+    const feeds: Feeds = {};
+    this.graph.inputs.forEach((name, i) => {
+      const t = inputs[i];
+      feeds[`in:${name}`] = t.dtype === "int32"
+        ? new this.ort.Tensor("int32", t.dataSync() as Int32Array, t.shape)
+        : new this.ort.Tensor("float32", t.dataSync() as Float32Array, t.shape);
+    });
+    return feeds;
+  }
+
+  /** Runs one segment; returns its values by role: "val:<node>" handed on, "out:<node>" graph outputs. */
+  private async runSegment(s: number, session: Session, carried: Feeds, modelInputs: Feeds, sim: QuantSim | undefined): Promise<Feeds> {
+    const feeds: Feeds = { ...session.fixed };
+    for (const input of session.lowered.inputs) {
+      if (input.kind === "model") feeds[input.onnx] = modelInputs[`in:${input.node}`];
+      else if (input.kind === "fed") feeds[input.onnx] = carried[`val:${input.node}`];
+    }
+    if (sim) Object.assign(feeds, this.variantFeeds(session.lowered, sim));
+    let results: Ort.InferenceSession.ReturnType;
+    try {
+      results = await session.session.run(feeds);
+    } catch (err) {
+      throw new Error(`ONNX Runtime engine, segment ${s} (${this.segments[s].nodes[0]} … ${this.segments[s].nodes.at(-1)}): ${(err as Error).message}`);
+    }
+    const out: Feeds = {};
+    for (const o of session.lowered.outputs) out[`${o.role === "output" ? "out" : "val"}:${o.node}`] = results[o.onnx];
+    return out;
+  }
+
+  /** Storage per activation quantizer of a segment's parametric session: the widest any variant needs there. */
+  private storageSignature(s: number, variants: readonly ProgramVariant[], keys: string[][], shared: Set<string>): Map<string, QuantizerLowering["storage"]> {
+    const sig = new Map<string, QuantizerLowering["storage"]>();
+    for (const [v, variant] of variants.entries()) {
+      if (shared.has(keys[v][s])) continue;
+      for (const site of this.sitesBySegment[s]) {
+        if (site.kind !== "activation") continue;
+        const enc = variant.sim.encodingOf(site.name);
+        const storage = enc ? storageFor(enc as Encoding) : "uint8";
+        sig.set(site.name, widerStorage(sig.get(site.name) ?? "uint8", storage));
+      }
+    }
+    return sig;
+  }
+
+  private lowerSegment(segment: Segment, quantizers: Map<string, QuantizerLowering>, paramSource: (node: GraphNode, key: string) => ParamSource): LoweredModel {
+    const lowered = lowerGraph(this.graph, {
+      outputs: segment.outputs,
+      taps: segment.liveOut.map((node) => ({ node })),
+      fed: segment.liveIn,
+      layouts: this.layouts,
+      quantizers,
+      paramSource,
+    });
+    return lowered;
+  }
+
+  /** A session with `sim`'s configuration of this segment baked in. */
+  private constantSession(segment: Segment, key: string, sim: QuantSim): Promise<Session> {
+    const id = `${segment.index}|const|${key}`;
+    let made = this.sessions.get(id);
+    if (!made) {
+      const sites = this.sitesBySegment[segment.index];
+      const quantizers = new Map<string, QuantizerLowering>();
+      const fixed: Feeds = {};
+      const encodings = new Map<string, ReturnType<typeof quantizerFeeds> & { storage: QuantizerLowering["storage"] }>();
+      for (const site of sites) {
+        if (site.kind !== "activation") continue;
+        const enc = sim.encodingOf(site.name) as Encoding | null;
+        if (!enc) continue;
+        const storage = storageFor(enc);
+        const max = storage === "uint8" ? 255 : 65535;
+        quantizers.set(site.node, { name: site.name, storage, clip: storage !== "float" && enc.numSteps < max, switchable: false });
+        encodings.set(site.name, { ...quantizerFeeds(enc, storage), storage });
+      }
+      const weightSites = new Map(sites.filter((x) => x.kind !== "activation").map((x) => [`${x.node}/${x.param}`, x]));
+      const lowered = this.lowerSegment(segment, quantizers, (node, param) => {
+        const site = weightSites.get(`${node.name}/${param}`);
+        const q = site && sim.quantizedParam(site.name);
+        return q ? { kind: "constant", data: q.dataSync() as Float32Array } : { kind: "constant" };
+      });
+      for (const input of lowered.inputs) if (input.kind === "quantizer") fixed[input.onnx] = this.scalar(input, encodings.get(input.quantizer)!);
+      made = createSession(lowered.bytes).then((session) => ({ lowered, session, fixed }));
+      this.sessions.set(id, made);
+    }
+    return made;
+  }
+
+  /** The segment's session with every weight and encoding fed per run, and every quantizer switchable. */
+  private parametricSession(segment: Segment, storage: Map<string, QuantizerLowering["storage"]>): Promise<Session> {
+    const sig = [...storage].map(([k, v]) => `${k}:${v}`).join(",");
+    const id = `${segment.index}|param|${sig}`;
+    let made = this.sessions.get(id);
+    if (!made) {
+      const sites = this.sitesBySegment[segment.index];
+      const quantizers = new Map<string, QuantizerLowering>();
+      for (const site of sites) {
+        if (site.kind === "activation") quantizers.set(site.node, { name: site.name, storage: storage.get(site.name) ?? "uint8", clip: true, switchable: true });
+      }
+      const weighted = new Set(sites.filter((x) => x.kind !== "activation").map((x) => `${x.node}/${x.param}`));
+      const lowered = this.lowerSegment(segment, quantizers, (node, param) => (weighted.has(`${node.name}/${param}`) ? { kind: "input" } : { kind: "constant" }));
+      made = createSession(lowered.bytes).then((session) => ({ lowered, session, fixed: {} }));
+      this.sessions.set(id, made);
+    }
+    return made;
+  }
+
+  /** A parametric session's feeds for one simulation: its weights (quantized or not) and encodings. */
+  private variantFeeds(lowered: LoweredModel, sim: QuantSim): Feeds {
+    const feeds: Feeds = {};
+    const siteOf = new Map(sim.sites.map((x) => [x.kind === "activation" ? x.node : `${x.node}/${x.param}`, x]));
+    // The storage type of each quantizer is the type of its zero point (none: float codes).
+    const storages = new Map<string, QuantizerLowering["storage"]>();
+    for (const i of lowered.inputs) if (i.kind === "quantizer" && i.field === "zeroPoint") storages.set(i.quantizer, i.dtype as "uint8" | "uint16");
+    for (const input of lowered.inputs) {
+      if (input.kind === "param") {
+        const site = siteOf.get(`${input.node}/${input.key}`);
+        const q = site && sim.quantizedParam(site.name);
+        const source = q ?? this.graph.node(input.node).params[input.key];
+        const cacheKey = q ? `${site!.name}|${segmentKey(sim, [site!])}` : `${input.node}/${input.key}|fp32`;
+        let t = this.weightData.get(cacheKey);
+        if (!t) {
+          const data = source.dataSync() as Float32Array;
+          const { data: d, dims } = input.layout ? input.layout(data, source.shape) : { data, dims: source.shape };
+          t = new this.ort.Tensor("float32", d, dims);
+          this.weightData.set(cacheKey, t);
+        }
+        feeds[input.onnx] = t;
+      } else if (input.kind === "quantizer") {
+        const enc = sim.encodingOf(input.quantizer) as Encoding | null;
+        if (input.field === "on") {
+          feeds[input.onnx] = new this.ort.Tensor("bool", new Uint8Array([enc ? 1 : 0]), []);
+          continue;
+        }
+        const storage = storages.get(input.quantizer) ?? "float";
+        // A switched-off quantizer still computes (Where picks the original): any harmless encoding will do.
+        const values = enc ? quantizerFeeds(enc, storage) : { scale: 1, zeroPoint: 0, lo: -1, hi: 1 };
+        feeds[input.onnx] = this.scalar(input, { ...values, storage });
+      }
+    }
+    return feeds;
+  }
+
+  private scalar(input: { field: string; dtype: string }, v: ReturnType<typeof quantizerFeeds> & { storage: QuantizerLowering["storage"] }): Ort.Tensor {
+    switch (input.field) {
+      case "scale":
+        return new this.ort.Tensor("float32", new Float32Array([v.scale]), []);
+      case "zeroPoint":
+        return input.dtype === "uint8" ? new this.ort.Tensor("uint8", new Uint8Array([v.zeroPoint]), []) : new this.ort.Tensor("uint16", new Uint16Array([v.zeroPoint]), []);
+      case "lo":
+        return new this.ort.Tensor("float32", new Float32Array([v.lo]), []);
+      default:
+        return new this.ort.Tensor("float32", new Float32Array([v.hi]), []);
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import { Dataset } from "../../data/types";
+import { Graph } from "../../graph/graph";
+import { ProgressFn } from "../../progress";
+import { forEachBatch, RunSummary } from "../../runner/for-each-batch";
+import { lowerGraph } from "./lower-graph";
+import { createSession, requireOrt } from "./runtime";
+
+/**
+ * One FP32 pass over `data` with ONNX Runtime that hands the values of the
+ * listed nodes to `onValues` (flat, in the engine's layout, which statistics
+ * like min, max and histograms do not depend on): calibration's pass.
+ */
+export async function runTaps(
+  graph: Graph,
+  data: Dataset,
+  nodes: readonly string[],
+  onValues: (node: string, values: Float32Array) => void,
+  options: { task?: string; onProgress?: ProgressFn } = {},
+): Promise<RunSummary> {
+  const ort = requireOrt();
+  const lowered = lowerGraph(graph, { outputs: [], taps: nodes.map((node) => ({ node })) });
+  const session = await createSession(lowered.bytes);
+  try {
+    return await forEachBatch(graph, data, { task: options.task ?? "forward", onProgress: options.onProgress }, async (batch) => {
+      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+      for (const input of lowered.inputs) {
+        if (input.kind !== "model") continue;
+        const t = batch.inputs[graph.inputs.indexOf(input.node)];
+        feeds[input.onnx] = t.dtype === "int32" ? new ort.Tensor("int32", t.dataSync() as Int32Array, t.shape) : new ort.Tensor("float32", t.dataSync() as Float32Array, t.shape);
+      }
+      const results = await session.run(feeds);
+      for (const o of lowered.outputs) onValues(o.node, results[o.onnx].data as Float32Array);
+    });
+  } finally {
+    await session.release();
+  }
+}

@@ -1,0 +1,176 @@
+import { strict as assert } from "assert";
+import * as tf from "@tensorflow/tfjs";
+import { sweepEnabled } from "../src/analysis/sweeps";
+import { useEngine } from "../src/engine/engine";
+import { lowerGraph, QuantizerLowering } from "../src/engine/onnx/lower-graph";
+import { OnnxProgram } from "../src/engine/onnx/program";
+import { createSession, requireOrt } from "../src/engine/onnx/runtime";
+import { quantizerFeeds, storageFor } from "../src/engine/onnx/sim-config";
+import { Graph } from "../src/graph/graph";
+import { loadGraph, loadLayersModelFromFile } from "../src/graph/load-model";
+import { computeEncoding, QuantScheme } from "../src/quant/encoding";
+import { fakeQuant } from "../src/quant/fake-quant";
+import { QuantSim } from "../src/quant/quantsim";
+import { toDataset } from "../src/data/dataset";
+import { assertNoLeak, setupBackend } from "./helpers";
+import { buildZooModel, esrganSlim, EXAMPLE_MODEL, nsfwjsMobileNetV2 } from "./fixtures/models";
+import { KNOWN_ANSWERS } from "./quant-encoding.test";
+
+/** A graph of one input, so a quantizer on it is the whole model. */
+function inputOnlyGraph(length: number): Graph {
+  return new Graph({ name: "input-only", nodes: [{ name: "x", op: "input", layerClass: "InputLayer", inputs: [], params: {}, attrs: { dtype: "float32" }, outputShape: [null, length] }], inputs: ["x"], outputs: ["x"] });
+}
+
+/** Quantize-dequantize `values` with `enc` in ONNX Runtime, through the lowering analyses use. */
+async function onnxQdq(values: Float32Array, enc: ReturnType<typeof computeEncoding>, storage: QuantizerLowering["storage"]): Promise<Float32Array> {
+  const ort = requireOrt();
+  const graph = inputOnlyGraph(values.length);
+  const max = storage === "uint8" ? 255 : 65535;
+  const q: QuantizerLowering = { name: "x.output", storage, clip: storage !== "float" && enc.numSteps < max, switchable: false };
+  const lowered = lowerGraph(graph, { quantizers: new Map([["x", q]]) });
+  const session = await createSession(lowered.bytes, { threads: 1 });
+  const f = quantizerFeeds(enc, storage);
+  const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+  for (const i of lowered.inputs) {
+    if (i.kind === "model") feeds[i.onnx] = new ort.Tensor("float32", values, [1, values.length]);
+    if (i.kind !== "quantizer") continue;
+    if (i.field === "scale") feeds[i.onnx] = new ort.Tensor("float32", new Float32Array([f.scale]), []);
+    if (i.field === "lo") feeds[i.onnx] = new ort.Tensor("float32", new Float32Array([f.lo]), []);
+    if (i.field === "hi") feeds[i.onnx] = new ort.Tensor("float32", new Float32Array([f.hi]), []);
+    if (i.field === "zeroPoint") feeds[i.onnx] = i.dtype === "uint8" ? new ort.Tensor("uint8", new Uint8Array([f.zeroPoint]), []) : new ort.Tensor("uint16", new Uint16Array([f.zeroPoint]), []);
+  }
+  const out = await session.run(feeds);
+  await session.release();
+  return out[lowered.outputs[0].onnx].data as Float32Array;
+}
+
+const plain = (xs: ArrayLike<number>) => Array.from(xs, (v) => v + 0);
+
+describe("ONNX Runtime engine", () => {
+  before(async () => {
+    await setupBackend();
+    useEngine("onnx");
+  });
+  after(() => useEngine());
+
+  describe("quantize-dequantize is bit-identical to the tfjs kernel", () => {
+    for (const row of KNOWN_ANSWERS) {
+      it(`known answers: ${row.what}`, async () => {
+        const enc = computeEncoding(row.min, row.max, row.bw, row.scheme);
+        const x = tf.tensor1d(row.x);
+        const kernel = fakeQuant(x, enc);
+        const expected = plain(kernel.dataSync());
+        tf.dispose([x, kernel]);
+        const ours = await onnxQdq(new Float32Array(row.x), enc, storageFor(enc));
+        assert.deepEqual(plain(ours), expected, row.what);
+        ours.forEach((v, i) => assert.ok(Math.abs(v - row.qdq[i]) <= 1e-6 * Math.max(1, Math.abs(row.qdq[i])), `qdq(${row.x[i]}) = ${v}, expected ${row.qdq[i]}`));
+      });
+    }
+
+    it("random tensors, every scheme, 2 to 32 bits, through each storage that can hold the grid", async () => {
+      const x = tf.randomNormal([4096], 0.3, 2, "float32", 11);
+      const values = x.dataSync() as Float32Array;
+      let checked = 0;
+      for (const scheme of ["asymmetric", "symmetric", "strict-symmetric", "unsigned-symmetric"] as QuantScheme[]) {
+        for (const bw of [2, 3, 4, 6, 8, 9, 12, 16, 20, 25, 32]) {
+          const enc = computeEncoding(-2.5, 3.3, bw, scheme);
+          const y = fakeQuant(x, enc);
+          const expected = plain(y.dataSync());
+          y.dispose();
+          for (const storage of ["uint8", "uint16", "float"] as const) {
+            if (storage === "uint8" && enc.numSteps > 255) continue;
+            if (storage === "uint16" && enc.numSteps > 65535) continue;
+            assert.deepEqual(plain(await onnxQdq(values, enc, storage)), expected, `${scheme} ${bw}-bit via ${storage}`);
+            checked++;
+          }
+        }
+      }
+      x.dispose();
+      assert.ok(checked >= 80, `only ${checked} cases checked`);
+    });
+  });
+
+  describe("graph on ONNX Runtime vs model.predict (FP32, every quantizer bypassed)", () => {
+    const cases: { name: string; model: () => Promise<tf.LayersModel>; shape?: number[] }[] = [
+      { name: "example MNIST model", model: () => loadLayersModelFromFile(EXAMPLE_MODEL) },
+      { name: "nsfwjs MobileNetV2", model: () => loadLayersModelFromFile(nsfwjsMobileNetV2()) },
+      { name: "esrgan-slim x2", model: () => loadLayersModelFromFile(esrganSlim(2)), shape: [2, 24, 20, 3] },
+      { name: "zoo model (every supported layer, three inputs and outputs)", model: async () => buildZooModel() },
+    ];
+    for (const c of cases) {
+      it(`${c.name}: largest relative difference <= 1e-5`, async () => {
+        const model = await c.model();
+        const graph = await loadGraph(model);
+        const inputs = graph.inputSpecs.map((spec, i) => {
+          const shape = c.shape ?? spec.shape.map((d, axis) => (axis === 0 ? 3 : d ?? 16));
+          return spec.dtype === "int32" ? tf.randomUniform(shape, 0, 5, "int32", 3 + i) : tf.randomUniform(shape, 0, 1, "float32", 3 + i);
+        });
+        const sim = QuantSim.create(graph).with({ "**": { enabled: false } });
+        const program = new OnnxProgram(graph, sim.sites);
+        const predicted = model.predict(inputs.length === 1 ? inputs[0] : inputs);
+        const expected = Array.isArray(predicted) ? predicted : [predicted];
+        try {
+          await assertNoLeak("OnnxProgram.run", () =>
+            program.run(inputs, [{ key: "fp32", sim }], (_key, outputs) => {
+              assert.equal(outputs.length, expected.length);
+              outputs.forEach((o, i) => {
+                assert.deepEqual(o.shape, expected[i].shape, `output ${i} shape`);
+                const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(o, expected[i]))).dataSync()[0] / Math.max(1e-12, tf.max(tf.abs(expected[i])).dataSync()[0]));
+                assert.ok(diff <= 1e-5, `output ${i}: relative difference ${diff}`);
+              });
+            }),
+          );
+        } finally {
+          await program.dispose();
+          tf.dispose([...inputs, ...expected]);
+          sim.dispose();
+          graph.dispose();
+          model.dispose();
+        }
+      });
+    }
+  });
+
+  it("the enable-one sweep gives the tfjs engine's scores and ranking on the example model", async () => {
+    const graph = await loadGraph(EXAMPLE_MODEL);
+    const data = toDataset("mnist:0:64");
+    useEngine("tfjs");
+    const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 } }).calibrate(data);
+    try {
+      const tfjs = await sweepEnabled(sim, { data, metric: "sqnr" });
+      useEngine("onnx");
+      const onnx = await assertNoLeak("sweepEnabled on ONNX Runtime", () => sweepEnabled(sim, { data, metric: "sqnr" }));
+      assert.equal(onnx.rows.length, tfjs.rows.length);
+      // The engines accumulate in other orders, so values near a rounding tie can land on the neighbouring code:
+      // scores agree to 1 % (at very high SQNR the noise itself is float rounding).
+      onnx.rows.forEach((r, i) => assert.ok(Math.abs(r.score - tfjs.rows[i].score) <= 0.01 * Math.abs(tfjs.rows[i].score) + 0.02 || Math.min(r.score, tfjs.rows[i].score) > 100, `${r.key}: ${r.score} dB vs ${tfjs.rows[i].score} dB`));
+      const worst = (rows: typeof onnx.rows) => [...rows].sort((a, b) => a.score - b.score).slice(0, 3).map((r) => r.key);
+      assert.deepEqual(worst(onnx.rows), worst(tfjs.rows));
+      assert.ok(Math.abs(onnx.quantizedScore - tfjs.quantizedScore) < 0.05);
+    } finally {
+      useEngine("onnx");
+      sim.dispose();
+      graph.dispose();
+    }
+  });
+
+  it("calibration gives the tfjs engine's ranges", async () => {
+    const graph = await loadGraph(EXAMPLE_MODEL);
+    const data = toDataset("mnist:0:64");
+    try {
+      useEngine("tfjs");
+      const a = await QuantSim.create(graph).calibrate(data);
+      useEngine("onnx");
+      const b = await assertNoLeak("calibrate on ONNX Runtime", () => QuantSim.create(graph).calibrate(data));
+      for (const s of a.sites.filter((x) => x.kind === "activation")) {
+        const sa = a.statsOf(s.name)!;
+        const sb = b.statsOf(s.name)!;
+        assert.equal(sb.count, sa.count, s.name);
+        assert.ok(Math.abs(sb.min - sa.min) <= 1e-5 * Math.max(1, Math.abs(sa.min)) && Math.abs(sb.max - sa.max) <= 1e-5 * Math.max(1, Math.abs(sa.max)), `${s.name}: [${sb.min}, ${sb.max}] vs [${sa.min}, ${sa.max}]`);
+      }
+    } finally {
+      useEngine("onnx");
+      graph.dispose();
+    }
+  });
+});
