@@ -5,6 +5,7 @@ import { benchQuantSimForward } from "./quantsim-forward";
 import { benchSweep } from "./sweep";
 import { gradientKernelsSummary } from "./gradient-kernels";
 import { benchFixes } from "./fixes";
+import { benchOnnxEngine } from "./onnx-engine";
 
 /**
  * `npm run bench`: the figures the issues ask for, as ratios measured in the
@@ -13,6 +14,11 @@ import { benchFixes } from "./fixes";
 async function main(): Promise<void> {
   const backend = await useBackend(process.env.QDEBUG_BACKEND ?? "wasm");
   console.log(`backend: ${backend.name} (${backend.package})`);
+  const o = await benchOnnxEngine(8);
+  console.log(`ONNX Runtime engine, MobileNetV2 (nsfwjs) batch ${o.batch}, ${o.threads} thread(s):`);
+  console.log(`  FP32 forward: tfjs ${o.tfjsFp32Ms.toFixed(1)} ms / ONNX Runtime ${o.onnxFp32Ms.toFixed(1)} ms = ${o.fp32Speedup.toFixed(1)}x faster (goal >= 8)`);
+  console.log(`  W8A8 / FP32 forward on ONNX Runtime, BatchNorm folded: ${o.onnxW8A8Ms.toFixed(1)} ms / ${o.onnxFoldedFp32Ms.toFixed(1)} ms = ${o.quantizedRatio.toFixed(2)} (goal <= 1.5)`);
+  console.log(`  enable-one sweep, ${o.sweepRows} layers: tfjs (FP32-cached) ${(o.sweepTfjsMs / 1000).toFixed(1)} s / ONNX Runtime ${(o.sweepOnnxMs / 1000).toFixed(1)} s = ${o.sweepSpeedup.toFixed(1)}x faster (goal >= 8), same five worst layers: ${o.sameWorstFive}`);
   const g = await benchGraphForward(8);
   console.log(`graph forward / model.predict, ${g.model}, batch ${g.batch}: ${g.graphMs.toFixed(1)} ms / ${g.predictMs.toFixed(1)} ms = ${g.ratio.toFixed(3)} (goal <= 1.05)`);
   const f = await benchFakeQuant();

@@ -1,10 +1,12 @@
 /**
  * qdebug: debug quantized TensorFlow.js models step by step.
  *
- * Layers, bottom up: backend → model graph (import, ops) → runner → data.
+ * Layers, bottom up: backend → model graph (import, ops) → engine and runner → data.
  */
 export { useBackend, ensureBackend, parseBackendChoice } from "./backend";
 export type { BackendChoice, BackendInfo } from "./backend";
+export { useEngine, activeEngine } from "./engine/engine";
+export type { EngineChoice, EngineInfo } from "./engine/engine";
 export { Graph } from "./graph/graph";
 export type { NodeSummary } from "./graph/graph";
 export type { GraphNode, Params, Attrs, OpKernel, LayerLowering, LayerCall, Lowered } from "./graph/types";

@@ -50,7 +50,8 @@ export class OnnxProgram {
 
   constructor(graph: Graph, sites: readonly QuantizerSite[], options: { segments?: number } = {}) {
     this.graph = graph;
-    this.segments = planSegments(graph, options.segments ?? 10);
+    const fusedOutputs = new Set([...graph.inputs, ...sites.filter((s) => s.kind === "activation").map((s) => s.node)]);
+    this.segments = planSegments(graph, options.segments ?? 10, fusedOutputs);
     const segmentOf = new Map(this.segments.flatMap((s) => s.nodes.map((n) => [n, s.index] as const)));
     this.sitesBySegment = this.segments.map(() => []);
     for (const site of sites) this.sitesBySegment[segmentOf.get(site.node)!].push(site);

@@ -27,8 +27,11 @@ function nodeCost(node: GraphNode): number {
  * where few values cross (one, on chains like MobileNetV2's blocks), so each
  * cut hands little data from one session to the next. Variants of a
  * simulation that differ only after a cut share everything before it.
+ * Only values in `cuttable` may cross a cut (default: any): pass the
+ * activation quantizers' nodes, which are exactly the tensors a runtime keeps
+ * after fusing ops, so a cut never splits a conv from its BatchNorm or ReLU.
  */
-export function planSegments(graph: Graph, count: number): Segment[] {
+export function planSegments(graph: Graph, count: number, cuttable?: ReadonlySet<string>): Segment[] {
   const nodes = graph.nodes;
   // Graph outputs are handed out by the segment that computes them, so only reads by later nodes keep a value alive.
   const lastRead = new Map<string, number>();
@@ -45,17 +48,30 @@ export function planSegments(graph: Graph, count: number): Segment[] {
   const costs = nodes.map(nodeCost);
   const total = costs.reduce((a, b) => a + b, 0);
   const target = total / Math.max(1, count);
+  const size = new Map(nodes.map((n) => [n.name, n.outputShape.slice(1).reduce<number>((a, d) => a * (d ?? 32), 1)]));
+  // Where a cut may go, and how many values per example would cross it: handing data between sessions costs copies.
+  const crossingSize = (i: number): number | undefined => {
+    const crossing = liveAfter(i);
+    if (crossing.length === 0 || crossing.length > 2) return undefined;
+    if (cuttable && !crossing.every((name) => cuttable.has(name))) return undefined;
+    return crossing.reduce((a, name) => a + size.get(name)!, 0);
+  };
   const cuts: number[] = [];
-  let acc = 0;
-  for (let i = 0; i < nodes.length - 1; i++) {
-    acc += costs[i];
-    if (acc < target) continue;
-    const crossing = liveAfter(i).length;
-    // Cut where one value crosses; accept two once the segment is well over target.
-    if (crossing === 1 || (crossing === 2 && acc > 1.5 * target)) {
-      cuts.push(i);
-      acc = 0;
+  let start = 0;
+  while (start < nodes.length - 1) {
+    // The cheapest crossing among the cuts that leave this segment between 0.6 and 1.6 times the target cost.
+    let acc = 0;
+    let best: { i: number; size: number } | undefined;
+    for (let i = start; i < nodes.length - 1; i++) {
+      acc += costs[i];
+      if (acc > 1.6 * target && best) break;
+      if (acc < 0.6 * target) continue;
+      const crossing = crossingSize(i);
+      if (crossing !== undefined && (!best || crossing < best.size)) best = { i, size: crossing };
     }
+    if (!best || total - costs.slice(0, best.i + 1).reduce((a, b) => a + b, 0) < 0.4 * target) break;
+    cuts.push(best.i);
+    start = best.i + 1;
   }
   const bounds = [-1, ...cuts, nodes.length - 1];
   const segments: Segment[] = [];
