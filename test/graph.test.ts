@@ -138,7 +138,7 @@ describe("model graph", () => {
     it("corrupt model.json", async () => {
       const file = path.join(dir, "corrupt.json");
       fs.writeFileSync(file, "{ not json");
-      await assert.rejects(loadGraph(file), /corrupt model.json: .*corrupt.json is not valid JSON/);
+      await assert.rejects(loadGraph(file), /model file .*corrupt.json is not valid JSON/);
       fs.writeFileSync(file, JSON.stringify({ hello: 1 }));
       await assert.rejects(loadGraph(file), /has no modelTopology/);
     });

@@ -2,63 +2,44 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { ensureBackend } from "../backend";
+import { readJsonFile } from "../json-file";
 import { Graph } from "./graph";
 import { importLayersModel } from "./import-layers";
+import { ManifestGroup, readWeightShards } from "./weight-files";
 
 /** The parts of a TF.js `model.json` we read. */
 interface ModelJson {
   format?: string;
-  generatedBy?: string;
-  convertedBy?: string | null;
   modelTopology?: unknown;
-  weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  weightsManifest?: ManifestGroup[];
 }
 
 /**
  * Reads a TF.js layers model from disk: `model.json` and the weight shards its
- * manifest lists, from the same folder. No network, no fetch: every failure names
- * the file at fault (missing, corrupt, wrong format, short or missing shard).
+ * manifest lists, confined to the same folder (see weight-files.ts). No network,
+ * no fetch: every failure names the file or weight at fault, and a failed load
+ * frees every tensor it made.
  */
 export async function loadLayersModelFromFile(modelPath: string): Promise<tf.LayersModel> {
   await ensureBackend();
-  const file = path.resolve(modelPath);
-  const json = readModelJson(file);
-  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
-  const shards: Buffer[] = [];
-  for (const group of json.weightsManifest ?? []) {
-    weightSpecs.push(...group.weights);
-    for (const shard of group.paths) {
-      const shardPath = path.resolve(path.dirname(file), shard);
-      if (!fs.existsSync(shardPath)) {
-        throw new Error(`missing weight shard: ${shardPath} (listed in the weightsManifest of ${file})`);
-      }
-      shards.push(fs.readFileSync(shardPath));
-    }
-  }
-  const data = Buffer.concat(shards);
-  const expected = weightSpecs.reduce((sum, w) => sum + weightByteLength(w), 0);
-  if (data.byteLength !== expected) {
-    throw new Error(`weight shards of ${file} hold ${data.byteLength} bytes but the manifest describes ${expected}: a shard is truncated or does not belong to this model`);
-  }
-  const weightData = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
+  const { file, json } = readModelJson(path.resolve(modelPath));
+  const manifest = json.weightsManifest ?? [];
+  const data = readWeightShards(file, manifest);
+  const specs = manifest.flatMap((g) => g.weights);
+  const model = await buildModel(file, json.modelTopology);
+  let decoded: tf.NamedTensorMap | undefined;
   try {
-    return await tf.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: json.modelTopology as tf.io.ModelArtifacts["modelTopology"],
-        weightSpecs,
-        weightData,
-        format: json.format,
-        generatedBy: json.generatedBy,
-        convertedBy: json.convertedBy ?? undefined,
-      }),
-    );
+    checkWeights(file, model, specs);
+    decoded = tf.io.decodeWeights(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength), specs);
+    const modelWeights: tf.NamedTensorMap = {};
+    for (const spec of specs) if (spec.group !== "optimizer") modelWeights[spec.name] = decoded[spec.name];
+    model.loadWeights(modelWeights, true);
+    return model;
   } catch (err) {
-    const message = (err as Error).message;
-    const unknown = /Unknown layer: (\w+)/.exec(message);
-    if (unknown) {
-      throw new Error(`${file}: layer class ${unknown[1]} is unknown to TensorFlow.js (a custom layer?), so the model cannot be built`);
-    }
-    throw new Error(`${file}: TensorFlow.js could not build the model: ${message}`);
+    model.dispose();
+    throw err;
+  } finally {
+    if (decoded) tf.dispose(Object.values(decoded));
   }
 }
 
@@ -74,19 +55,50 @@ export async function loadGraph(source: string | tf.LayersModel): Promise<Graph>
   }
 }
 
-function readModelJson(file: string): ModelJson {
+/**
+ * The model from its topology alone. TF.js leaves the variables of the layers it
+ * built before a failure (an unknown layer) registered, so those are disposed here.
+ */
+async function buildModel(file: string, topology: unknown): Promise<tf.LayersModel> {
+  const registered = () => tf.engine().state.registeredVariables;
+  const before = new Set(Object.keys(registered()));
+  try {
+    return await tf.models.modelFromJSON({ modelTopology: topology } as Parameters<typeof tf.models.modelFromJSON>[0]);
+  } catch (err) {
+    for (const [name, v] of Object.entries(registered())) if (!before.has(name)) v.dispose();
+    const message = (err as Error).message;
+    const unknown = /Unknown layer: (\w+)/.exec(message);
+    if (unknown) throw new Error(`${file}: layer class ${unknown[1]} is unknown to TensorFlow.js (a custom layer?), so the model cannot be built`);
+    throw new Error(`${file}: TensorFlow.js could not build the model: ${message}`);
+  }
+}
+
+/** Checks the manifest against the model's variables before any tensor is decoded, naming the first weight that does not fit. */
+function checkWeights(file: string, model: tf.LayersModel, specs: readonly tf.io.WeightsManifestEntry[]): void {
+  const variables = new Map(model.weights.map((w) => [w.originalName, w]));
+  const unset = new Set(variables.keys());
+  for (const spec of specs) {
+    if (spec.group === "optimizer") continue;
+    // TF.js's own fallback for nested models saved with an extra scope: "outer/inner/kernel" → "outer/kernel".
+    const tokens = spec.name.split("/");
+    const name = variables.has(spec.name) ? spec.name : [...tokens.slice(0, -2), tokens[tokens.length - 1]].join("/");
+    const v = variables.get(name);
+    if (!v) throw new Error(`${file}: the manifest's weight "${spec.name}" has no variable in the model`);
+    if (spec.dtype !== v.dtype) throw new Error(`${file}: weight "${spec.name}" is ${spec.dtype} in the manifest but the model's variable is ${v.dtype}`);
+    if (spec.shape.join(",") !== v.shape.join(",")) throw new Error(`${file}: weight "${spec.name}" has shape [${spec.shape.join(", ")}] in the manifest but [${v.shape.join(", ")}] in the model`);
+    unset.delete(name);
+  }
+  if (unset.size) throw new Error(`${file}: ${unset.size} of ${variables.size} weights are missing from the manifest: ${[...unset].slice(0, 5).join(", ")}${unset.size > 5 ? ", …" : ""}`);
+}
+
+function readModelJson(file: string): { file: string; json: ModelJson } {
   if (!fs.existsSync(file)) throw new Error(`model file not found: ${file}`);
   if (fs.statSync(file).isDirectory()) {
     const inside = path.join(file, "model.json");
     if (fs.existsSync(inside)) return readModelJson(inside);
     throw new Error(`${file} is a folder without a model.json`);
   }
-  let json: ModelJson;
-  try {
-    json = JSON.parse(fs.readFileSync(file, "utf8")) as ModelJson;
-  } catch (err) {
-    throw new Error(`corrupt model.json: ${file} is not valid JSON (${(err as Error).message})`);
-  }
+  const json = readJsonFile(file, "model file") as ModelJson;
   if (json === null || typeof json !== "object" || !json.modelTopology) {
     throw new Error(`corrupt model.json: ${file} has no modelTopology, so it is not a TF.js layers model`);
   }
@@ -96,16 +108,5 @@ function readModelJson(file: string): ModelJson {
   if (json.weightsManifest !== undefined && !Array.isArray(json.weightsManifest)) {
     throw new Error(`corrupt model.json: ${file} has a weightsManifest that is not a list`);
   }
-  return json;
-}
-
-const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2, complex64: 8 };
-
-/** Bytes one manifest entry takes in the shards, honouring TF.js weight quantization. */
-function weightByteLength(w: tf.io.WeightsManifestEntry): number {
-  const count = w.shape.reduce((a, b) => a * b, 1);
-  const dtype = w.quantization?.dtype ?? w.dtype;
-  const size = BYTES[dtype];
-  if (size === undefined) throw new Error(`weight "${w.name}" has dtype ${dtype}, which qdebug cannot read`);
-  return count * size;
+  return { file, json };
 }
