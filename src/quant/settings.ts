@@ -1,5 +1,6 @@
-import * as fs from "fs";
 import picomatch from "picomatch";
+import { readJsonFile } from "../json-file";
+import { validateConfig } from "./config-schema";
 import { QuantScheme, validateBitwidth } from "./encoding";
 
 /** How a quantizer's range is found from what calibration saw. */
@@ -101,16 +102,20 @@ export function normalizePatch(patch: unknown, where: string): SettingsPatch {
   return out;
 }
 
-/** Reads a QuantSimConfig from a JSON file (same shape as in code). */
+/**
+ * Reads a QuantSimConfig from a JSON file (same shape as in code), checked
+ * against schema/qdebug-config.schema.json: an unknown key at any level is an
+ * error naming it and the allowed ones, never silently ignored.
+ */
 export function readConfigFile(file: string): QuantSimConfig {
-  let raw: unknown;
+  const raw = readJsonFile(file, "quantization config");
   try {
-    raw = JSON.parse(fs.readFileSync(file, "utf8"));
+    validateConfig(raw);
   } catch (err) {
-    throw new Error(`cannot read quantization config ${file}: ${(err as Error).message}`);
+    throw new Error(`quantization config ${file}: ${(err as Error).message}`);
   }
-  if (raw === null || typeof raw !== "object") throw new Error(`quantization config ${file} must hold a JSON object`);
-  return raw as QuantSimConfig;
+  const { $schema: _, ...config } = raw as QuantSimConfig & { $schema?: string };
+  return config;
 }
 
 /** A compiled override: glob or exact name, and its checked patch. */
