@@ -28,6 +28,17 @@ export function metricInfo(options: EvaluationOptions): MetricInfo {
 }
 
 /**
+ * How a message names a variant. Internal variants ("\u0000fp32", "\u0000quantized")
+ * start with NUL so they can never collide with a layer's name; that byte must
+ * never reach a message.
+ */
+export function variantName(key: string): string {
+  if (!key.startsWith("\u0000")) return JSON.stringify(key);
+  const name = key.slice(1);
+  return name === "fp32" ? "the FP32 model" : name === "quantized" ? "the fully quantized model" : JSON.stringify(name);
+}
+
+/**
  * Scores variants with the user's `evaluate` (one call per variant, checked for
  * NaN and errors, which name `step` and the variant) or with a built-in metric
  * in a single pass over the data.
@@ -49,14 +60,14 @@ export async function scoreAll(
       try {
         score = await options.evaluate(v.sim);
       } catch (err) {
-        throw new Error(`${step}: evaluate() threw on "${v.key}": ${(err as Error).message}`);
+        throw new Error(`${step}: evaluate() threw on ${variantName(v.key)}: ${(err as Error).message}`);
       }
       if (typeof score !== "number" || !Number.isFinite(score)) {
-        throw new Error(`${step}: evaluate() returned ${String(score)} on "${v.key}" (expected a finite number)`);
+        throw new Error(`${step}: evaluate() returned ${String(score)} on ${variantName(v.key)} (expected a finite number)`);
       }
       scores.set(v.key, score);
       options.onScore?.(v.key, score);
-      options.onProgress?.({ task: step, done: i + 1, total: variants.length, unit: "evaluations", elapsedMs: Date.now() - start, detail: `${v.key}: ${score.toFixed(4)}` });
+      options.onProgress?.({ task: step, done: i + 1, total: variants.length, unit: "evaluations", elapsedMs: Date.now() - start, detail: `${variantName(v.key)}: ${score.toFixed(4)}` });
     }
     return scores;
   }

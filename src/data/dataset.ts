@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
+import { shapeText } from "../shape-text";
 import { imageFolderDataset } from "./images";
 import { loadMnist, MnistVariant } from "./mnist";
 import { npyToTfData, readNpy, tfDtypeOf } from "./npy";
@@ -286,7 +287,7 @@ function imageShapeFromSpecs(specs: InputSpec[] | undefined, dir: string): { siz
   if (!specs) return {};
   if (specs.length !== 1) throw new Error(`image folder ${dir} gives one input, but the model has ${specs.length} (${specs.map((s) => s.name).join(", ")})`);
   const shape = specs[0].shape;
-  if (shape.length !== 4) throw new Error(`image folder ${dir}: the model input "${specs[0].name}" has shape [${shape.join(", ")}]; images need [batch, height, width, channels]`);
+  if (shape.length !== 4) throw new Error(`image folder ${dir}: the model input "${specs[0].name}" has shape ${shapeText(shape)}; images need [batch, height, width, channels]`);
   const [, h, w, c] = shape;
   if (c !== null && c !== 1 && c !== 3) throw new Error(`image folder ${dir}: the model input "${specs[0].name}" has ${c} channels; images give 1 (luminance) or 3 (RGB)`);
   return { size: h !== null && w !== null ? [h, w] : undefined, channels: c ?? 3 };

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { shapeText } from "../shape-text";
 import { Batch, Dataset, disposeBatch, InputSpec } from "./types";
 
 /**
@@ -17,10 +18,6 @@ export interface BatchLocation {
 }
 
 const NUMERIC = ["float32", "int32", "bool"];
-
-function shapeText(shape: readonly (number | null)[]): string {
-  return `[${shape.map((d) => (d === null ? "null" : d)).join(", ")}]`;
-}
 
 /** The multi-index of a flat C-order index, e.g. 17 in [2, 3, 4] → [1, 1, 1]. */
 function multiIndex(flat: number, shape: number[]): number[] {

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { classIndices } from "./class-labels";
 
 /**
  * Built-in scores, each computed batch by batch against the labels or against
@@ -35,8 +36,8 @@ export class MetricAccumulator {
     switch (this.metric) {
       case "accuracy": {
         if (!labels) throw new Error(`metric "accuracy" needs labels: give the data labels, or use metric "agreement"`);
-        const target = labels.rank === out.rank ? tf.tidy(() => tf.argMax(labels, -1)) : labels;
-        this.hits += tf.tidy(() => tf.sum(tf.equal(tf.argMax(out, -1), target.toInt()).toInt()).dataSync()[0]);
+        const target = labels.rank === out.rank ? tf.tidy(() => tf.argMax(labels, -1)) : classIndices(labels);
+        this.hits += tf.tidy(() => tf.sum(tf.equal(tf.argMax(out, -1), target).toInt()).dataSync()[0]);
         if (target !== labels) target.dispose();
         this.count += out.shape[0];
         return;

@@ -4,6 +4,7 @@ import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
 import { forEachBatch } from "../runner/for-each-batch";
 import { forward } from "../runner/forward";
+import { classIndices } from "./class-labels";
 import { OutputComparator, OutputComparison } from "./output-comparison";
 
 /** Anything that maps a batch's inputs to outputs: the FP32 graph, a QuantSim. */
@@ -61,5 +62,10 @@ export async function compareWithFp32<K extends string>(
 }
 
 function countCorrect(output: tf.Tensor, labels: tf.Tensor): number {
-  return tf.tidy(() => tf.sum(tf.equal(tf.argMax(output, -1), labels.toInt()).toInt()).dataSync()[0]);
+  const target = classIndices(labels);
+  try {
+    return tf.tidy(() => tf.sum(tf.equal(tf.argMax(output, -1), target).toInt()).dataSync()[0]);
+  } finally {
+    if (target !== labels) target.dispose();
+  }
 }

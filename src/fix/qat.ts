@@ -3,6 +3,7 @@ import { EvaluationOptions } from "../analysis/evaluation";
 import { scoreVariants } from "../analysis/score-variants";
 import { checkedBatches } from "../data/validate";
 import { Dataset, disposeBatch } from "../data/types";
+import { classIndices } from "../eval/class-labels";
 import { MetricName, metricName } from "../eval/metric";
 import { Graph } from "../graph/graph";
 import { GraphNode, Params } from "../graph/types";
@@ -660,7 +661,7 @@ function trainStep(model: TrainingModel, examples: HostExamples, indices: readon
       switch (ctx.loss) {
         case "crossentropy": {
           const classes = ctx.classifier!.classes;
-          const onehot = labels!.rank === 1 ? tf.oneHot(labels!.toInt() as tf.Tensor1D, classes).toFloat() : labels!;
+          const onehot = labels!.rank === 1 ? tf.oneHot(classIndices(labels!) as tf.Tensor1D, classes).toFloat() : labels!;
           return tf.losses.softmaxCrossEntropy(onehot, outputs[0]) as tf.Scalar;
         }
         case "mse":
