@@ -113,15 +113,17 @@ describe("CLI", () => {
   });
 
   it("quantize rejects bad options by name", async () => {
-    await assert.rejects(run(["quantize", modelPath, "--data", "mnist", "--out", dir, "--w-bits", "7.5"]), /invalid bitwidth: 7.5/);
-    await assert.rejects(run(["quantize", modelPath, "--out", dir]), /quantize needs --data/);
-    await assert.rejects(run(["quantize", modelPath, "--data", path.join(dir, "none"), "--out", dir]), /none/);
+    const out = path.join(dir, "bad-options");
+    await assert.rejects(run(["quantize", modelPath, "--data", "mnist", "--out", out, "--w-bits", "7.5"]), /--w-bits must be a whole number from 2 to 32, got "7.5"/);
+    await assert.rejects(run(["quantize", modelPath, "--out", out]), /quantize needs --data/);
+    await assert.rejects(run(["quantize", modelPath, "--data", path.join(dir, "none"), "--out", out]), /none/);
+    assert.ok(!fs.existsSync(out), "a failed run leaves no output folder");
   });
 
   it("explains what is wrong: missing file, unknown command or option", async () => {
     await assert.rejects(run(["info", path.join(dir, "missing.json")]), /model file not found/);
     await assert.rejects(run(["infos"]), /unknown command "infos"/);
-    await assert.rejects(run(["info", modelPath, "--jsn"]), /unknown option --jsn/);
+    await assert.rejects(run(["info", modelPath, "--jsn"]), /unknown flag --jsn/);
     assert.equal((await run([])).code, 1);
   });
 });

@@ -12,12 +12,15 @@ export function parseArgs(argv: readonly string[], spec: { boolean: readonly str
   const flags = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
+    const known = () => [...spec.boolean, ...spec.value].map((k) => `--${k}`).join(", ") || "none";
+    if (/^-[^-]/.test(arg)) throw new Error(`unknown flag ${arg}: flags start with two dashes (flags: ${known()})`);
     if (!arg.startsWith("--")) {
       positionals.push(arg);
       continue;
     }
     const eq = arg.indexOf("=");
     const key = arg.slice(2, eq < 0 ? undefined : eq);
+    if (flags.has(key)) throw new Error(`--${key} is given twice`);
     if (spec.boolean.includes(key)) {
       if (eq >= 0) throw new Error(`--${key} takes no value`);
       flags.set(key, true);
@@ -26,8 +29,7 @@ export function parseArgs(argv: readonly string[], spec: { boolean: readonly str
       if (value === undefined || (eq < 0 && value.startsWith("--"))) throw new Error(`--${key} needs a value`);
       flags.set(key, value);
     } else {
-      const known = [...spec.boolean, ...spec.value].map((k) => `--${k}`).join(", ");
-      throw new Error(`unknown option --${key} (options: ${known || "none"})`);
+      throw new Error(`unknown flag --${key} (flags: ${known()})`);
     }
   }
   return { positionals, flags };

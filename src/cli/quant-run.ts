@@ -8,6 +8,7 @@ import { loadGraph } from "../graph/load-model";
 import { QuantSim } from "../quant/quantsim";
 import { QuantSimConfig, RangeMethod, readConfigFile } from "../quant/settings";
 import { numberFlag, ParsedArgs } from "./args";
+import { checkFlags } from "./flag-rules";
 
 /** Quantization options shared by the quantize and analyze commands. */
 export const QUANT_FLAGS = { boolean: ["per-channel"], value: ["data", "labels", "w-bits", "a-bits", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out"] };
@@ -44,6 +45,7 @@ export interface QuantRun {
 export async function prepareQuantRun(command: string, args: ParsedArgs, usage: string): Promise<QuantRun> {
   if (args.positionals.length !== 1) throw new Error(`${command} needs one model path\n${usage}`);
   for (const required of ["data", "out"]) if (!args.flags.has(required)) throw new Error(`${command} needs --${required}\n${usage}`);
+  checkFlags(args);
   const backend = await useBackend(args.flags.get("backend") as string | undefined);
   const config = configFromArgs(args);
   const graph = await loadGraph(args.positionals[0]);
