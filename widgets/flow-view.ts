@@ -47,7 +47,7 @@ export function flowView(record: FlowRecord): View {
           shape: { field: "kept", type: "nominal", scale: { domain: ["analysis", "fix kept", "fix not kept", "skipped"], range: ["diamond", "circle", "circle", "cross"] }, title: "step" },
           fill: { field: "kept", type: "nominal", scale: { domain: ["analysis", "fix kept", "fix not kept", "skipped"], range: [COLORS.quantized, COLORS.quantized, "white", "white"] }, title: "step" },
           stroke: { value: COLORS.quantized },
-          tooltip: [{ field: "label", title: "step" }, { field: "score", format: ".4f" }, { field: "kept", title: "outcome" }, { field: "finding" }, { field: "seconds", format: ".1f" }],
+          tooltip: [{ field: "label", title: "step" }, { field: "score", format: ".4f" }, { field: "kept", title: "outcome" }, { field: "finding" }, ...(rows.some((r) => r.seconds !== undefined) ? [{ field: "seconds", format: ".1f" }] : [])],
         },
       },
     ],

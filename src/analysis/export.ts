@@ -31,10 +31,10 @@ export function toCsv(rows: readonly object[]): string {
 /** The tables of each result section, by file name. */
 export type Tables = Record<string, readonly object[]>;
 
-/** Writes `results.json` and one CSV per table into `dir`; returns the files written. */
-export function writeResults(dir: string, results: Record<string, unknown>, tables: Tables): string[] {
+/** Writes `<name>.json` (default results.json) and one CSV per table into `dir`; returns the files written. */
+export function writeResults(dir: string, results: Record<string, unknown>, tables: Tables, name = "results"): string[] {
   fs.mkdirSync(dir, { recursive: true });
-  const files = [path.join(dir, "results.json")];
+  const files = [path.join(dir, `${name}.json`)];
   fs.writeFileSync(files[0], `${JSON.stringify(results, null, 2)}\n`);
   for (const [name, rows] of Object.entries(tables)) {
     const file = path.join(dir, `${name}.csv`);

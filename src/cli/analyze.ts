@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { buildReport } from "../report/report";
+import { reportDate } from "../report/reproducible";
 import { sanityView } from "../../widgets/sanity-view";
 import { splitView } from "../../widgets/split-view";
 import { sweepView } from "../../widgets/sweep-view";
@@ -35,8 +36,8 @@ export const ANALYZE_USAGE = `qdebug analyze <model.json> --data <data> --out <d
 export async function analyze(argv: readonly string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, { boolean: QUANT_FLAGS.boolean, value: [...QUANT_FLAGS.value, "metric", "granularity", "eval"] });
   const granularity = String(args.flags.get("granularity") ?? "layer");
-  if (granularity !== "layer" && granularity !== "quantizer") throw new Error(`invalid granularity: "${granularity}" (expected layer or quantizer)`);
-  const { backend, graph, config, uncalibrated, data: all, calibration, outDir } = await prepareQuantRun("analyze", args, ANALYZE_USAGE);
+  if (granularity !== "layer" && granularity !== "quantizer") throw new Error(`--granularity must be layer or quantizer, got ${JSON.stringify(granularity)}`);
+  const { backend, graph, config, uncalibrated, data: all, calibration, outDir, output } = await prepareQuantRun("analyze", args, ANALYZE_USAGE);
   const steps = new StepTimer(); // step timings go to stderr only, never into results.json
   const progress = steps.progress;
   let sim: QuantSim | undefined;
@@ -65,7 +66,7 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
     out(`\n5. Ranges and distributions: ${channels.diagnosis} ${histograms.diagnosis}`);
 
     const results = { model: args.positionals[0], backend: backend.name, config, metric, sanity, split, sweepEnabled: sweepOn, sweepDisabled: sweepOff, layerError: errors, ranges, weightChannels: channels, histograms };
-    const files = writeResults(outDir, results, {
+    const files = writeResults(output.dir, results, {
       split: split.rows,
       "sweep-enabled": sweepOn.rows,
       "sweep-disabled": sweepOff.rows,
@@ -75,21 +76,23 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
       "weight-layers": channels.layers,
       histograms: histograms.histograms.flatMap((h) => h.bins.map((b) => ({ quantizer: h.quantizer, ...b }))),
     });
-    writeEncodings(sim, path.join(outDir, "encodings.json"));
+    writeEncodings(sim, path.join(output.dir, "encodings.json"));
     const mostClipped = [...histograms.histograms].sort((a, b) => b.clippedFraction - a.clippedFraction || (b.encodingMax - b.encodingMin) - (a.encodingMax - a.encodingMin))[0];
-    const html = buildReport(`qdebug report: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · ${new Date().toISOString().slice(0, 10)}`, [
+    const html = buildReport(`qdebug report: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · ${reportDate()}`, [
       { step: "1. FP32 sanity check", diagnosis: sanity.diagnosis, views: [sanityView(sanity)] },
       { step: "2. Weights or activations?", diagnosis: split.diagnosis, views: [splitView(split)] },
       { step: "3. Per-layer analysis", diagnosis: `${sweepOn.diagnosis} ${sweepOff.diagnosis}`, views: [sweepView(sweepOn, sweepOff)] },
       { step: "4. Per-layer error", diagnosis: errors.diagnosis, views: [layerErrorView(errors)] },
       { step: "5. Visualize layers", diagnosis: `${channels.diagnosis} ${histograms.diagnosis}`, views: [layerExplorerView(channels, histograms), rangesView(ranges), ...(mostClipped ? [bitwidthView(mostClipped)] : [])] },
     ]);
-    fs.writeFileSync(path.join(outDir, "report.html"), html);
+    fs.writeFileSync(path.join(output.dir, "report.html"), html);
+    output.commit();
     out(`\nwrote ${files.length + 2} files to ${outDir} (report.html, results.json, encodings.json and one CSV per table)`);
     steps.finish();
     return sanity.pass ? 0 : 2;
   } finally {
     sim?.dispose();
     graph.dispose();
+    output.close();
   }
 }

@@ -8,6 +8,7 @@ import { FlowStep } from "../flow/flow-types";
 import { StepTimer } from "../progress";
 import { exportQuantizedModel } from "../export/tfjs-quantized";
 import { buildReport } from "../report/report";
+import { reportDate, withoutTimings } from "../report/reproducible";
 import { numberFlag, parseArgs } from "./args";
 import { metricFromArgs, prepareQuantRun, QUANT_FLAGS } from "./quant-run";
 
@@ -31,12 +32,17 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
   const target = numberFlag(args, "target", 0.01);
   const relu6 = String(args.flags.get("relu6") ?? "relu");
   if (relu6 !== "relu" && relu6 !== "per-channel") throw new Error(`--relu6 must be relu or per-channel, got "${relu6}"`);
-  const { backend, graph, config, uncalibrated, data: all, calibration, outDir } = await prepareQuantRun("debug", args, DEBUG_USAGE);
+  const { backend, graph, config, uncalibrated, data: all, calibration, outDir, output } = await prepareQuantRun("debug", args, DEBUG_USAGE);
   uncalibrated.dispose();
+  const fail = (err: unknown): never => {
+    graph.dispose();
+    output.close();
+    throw err;
+  };
   const timer = new StepTimer(); // step timings go to stderr only
   const progress = timer.progress;
   const data = args.flags.has("eval") ? takeExamples(all, numberFlag(args, "eval", 0)) : all;
-  const metric = await metricFromArgs(args, data);
+  const metric = await metricFromArgs(args, data).catch(fail);
   out(`model ${graph.name}: ${graph.nodes.length} nodes, backend ${backend.name}; metric ${metric}; allowed drop ${target}`);
   const printStep = (s: FlowStep) => out(`\n${s.index}. ${s.title} [${s.kind === "analysis" ? "analysis" : s.skipped ? "skipped" : s.kept ? "kept" : "not kept"}] score ${s.score.toFixed(4)}\n   ${s.finding}`);
   const result = await debugFlow(graph, {
@@ -53,29 +59,27 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
       timer.record(s.title, s.seconds * 1000); // timed by the flow itself
       printStep(s);
     },
-  }).catch((err) => {
-    graph.dispose();
-    throw err;
-  });
+  }).catch(fail);
   try {
-    const { record } = result;
+    const record = withoutTimings(result.record); // timings differ between runs: the terminal shows them, files do not
     out(`\n${record.diagnosis}`);
-    const steps = record.steps.map((s) => ({ index: s.index, box: s.box, title: s.title, kind: s.kind, score: s.score, drop: s.drop, kept: s.kept, skipped: s.skipped, met: s.met, seconds: s.seconds, finding: s.finding }));
-    const files = writeResults(outDir, { model: args.positionals[0], backend: backend.name, record }, { steps });
-    fs.renameSync(path.join(outDir, "results.json"), path.join(outDir, "record.json"));
-    const exported = await timer.run("export", () => exportQuantizedModel(result.sim, args.positionals[0], path.join(outDir, "model")));
+    const steps = record.steps.map((s) => ({ index: s.index, box: s.box, title: s.title, kind: s.kind, score: s.score, drop: s.drop, kept: s.kept, skipped: s.skipped, met: s.met, finding: s.finding }));
+    const files = writeResults(output.dir, { model: args.positionals[0], backend: backend.name, record }, { steps }, "record");
+    const exported = await timer.run("export", () => exportQuantizedModel(result.sim, args.positionals[0], path.join(output.dir, "model")));
     const quantized = exported.weights.filter((w) => w.dtype !== "float32").length;
     out(`\nexported the model to ${path.join(outDir, "model")}: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.quantized} bytes (float32: ${exported.bytes.float32})`);
-    const html = buildReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · allowed drop ${target} · ${new Date().toISOString().slice(0, 10)}`, [
+    const html = buildReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · allowed drop ${target} · ${reportDate()}`, [
       { step: "The flow", diagnosis: record.diagnosis, views: [viewOf(record)] },
       ...record.steps.map((s) => ({ step: `${s.index}. ${s.title}`, diagnosis: s.finding, views: [viewOf(s)] })),
     ]);
-    fs.writeFileSync(path.join(outDir, "report.html"), html);
+    fs.writeFileSync(path.join(output.dir, "report.html"), html);
+    output.commit();
     out(`wrote ${files.length + 1} files to ${outDir} (record.json, steps.csv, report.html) and the model in ${path.join(outDir, "model")} (model.json, weights, encodings.json)`);
     timer.finish();
     return record.met ? 0 : 3;
   } finally {
     result.dispose();
     graph.dispose();
+    output.close();
   }
 }

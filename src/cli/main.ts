@@ -1,35 +1,48 @@
-import { info, INFO_USAGE } from "./info";
-import { quantize, QUANTIZE_USAGE } from "./quantize";
-import { analyze, ANALYZE_USAGE } from "./analyze";
-import { debug, DEBUG_USAGE } from "./debug";
-
-
-const USAGE = `qdebug: debug quantized TensorFlow.js models
-
-commands:
-${INFO_USAGE}
-
-${QUANTIZE_USAGE}
-
-${ANALYZE_USAGE}
-
-${DEBUG_USAGE}
-
-
-
-The backend can also be forced with QDEBUG_BACKEND=wasm|cpu|tensorflow.`;
+import { checkOut, WRITING_COMMANDS } from "./output-dir";
 
 type Command = (argv: readonly string[], out: (s: string) => void) => Promise<number>;
-const COMMANDS: Record<string, Command> = { info, quantize, analyze, debug };
+
+/**
+ * Commands load on demand: their modules pull in TensorFlow.js (over a second),
+ * and a bad --out must fail before that, in a fraction of a second.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  info: async () => (await import("./info")).info,
+  quantize: async () => (await import("./quantize")).quantize,
+  analyze: async () => (await import("./analyze")).analyze,
+  debug: async () => (await import("./debug")).debug,
+};
+
+async function usage(): Promise<string> {
+  const [info, quantize, analyze, debug] = await Promise.all([import("./info"), import("./quantize"), import("./analyze"), import("./debug")]);
+  return `qdebug: debug quantized TensorFlow.js models
+
+commands:
+${info.INFO_USAGE}
+
+${quantize.QUANTIZE_USAGE}
+
+${analyze.ANALYZE_USAGE}
+
+${debug.DEBUG_USAGE}
+
+The backend can also be forced with QDEBUG_BACKEND=wasm|cpu|tensorflow.`;
+}
 
 /** CLI entry: returns the process exit code; errors propagate to bin/qdebug.js, which prints them. */
 export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    out(USAGE);
+    out(await usage());
     return command === undefined ? 1 : 0;
   }
-  const run = COMMANDS[command];
-  if (!run) throw new Error(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(", ")}; see qdebug help)`);
-  return run(rest, out);
+  const load = COMMANDS[command];
+  if (!load) throw new Error(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(", ")}; see qdebug help)`);
+  if (WRITING_COMMANDS.includes(command)) {
+    // The full check runs again when the command opens its output; this one only fails fast.
+    const at = rest.findIndex((a) => a === "--out" || a.startsWith("--out="));
+    const value = at < 0 ? undefined : rest[at] === "--out" ? rest[at + 1] : rest[at].slice("--out=".length);
+    if (value !== undefined && !value.startsWith("--")) checkOut(value, command);
+  }
+  return (await load())(rest, out);
 }

@@ -7,8 +7,10 @@ import { Graph } from "../graph/graph";
 import { loadGraph } from "../graph/load-model";
 import { QuantSim } from "../quant/quantsim";
 import { QuantSimConfig, RangeMethod, readConfigFile } from "../quant/settings";
+import { reportDate } from "../report/reproducible";
 import { numberFlag, ParsedArgs } from "./args";
 import { checkFlags } from "./flag-rules";
+import { OutputSet } from "./output-dir";
 
 /** Quantization options shared by the quantize and analyze commands. */
 export const QUANT_FLAGS = { boolean: ["per-channel"], value: ["data", "labels", "w-bits", "a-bits", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out"] };
@@ -34,32 +36,45 @@ export interface QuantRun {
   uncalibrated: QuantSim;
   data: Dataset;
   calibration: Dataset;
+  /** --out as given, for messages. */
   outDir: string;
+  /** Where the files go: write into `output.dir`, then `output.commit()`; `output.close()` on every path. */
+  output: OutputSet;
 }
 
 /**
- * Validates the shared options (required ones, then the quantization settings,
- * before any data is read) and loads the model and data. The caller disposes
- * `graph` when done.
+ * Validates everything that can be checked without the model (required options,
+ * every flag's range, SOURCE_DATE_EPOCH, the config file, --out and its lock),
+ * then loads the model and data. The caller disposes `graph` and closes `output`.
  */
 export async function prepareQuantRun(command: string, args: ParsedArgs, usage: string): Promise<QuantRun> {
   if (args.positionals.length !== 1) throw new Error(`${command} needs one model path\n${usage}`);
   for (const required of ["data", "out"]) if (!args.flags.has(required)) throw new Error(`${command} needs --${required}\n${usage}`);
   checkFlags(args);
-  const backend = await useBackend(args.flags.get("backend") as string | undefined);
+  reportDate();
   const config = configFromArgs(args);
-  const graph = await loadGraph(args.positionals[0]);
+  const outDir = String(args.flags.get("out"));
+  const output = OutputSet.open(outDir, command);
   try {
-    const uncalibrated = QuantSim.create(graph, config);
-    const data = toDataset(String(args.flags.get("data")), {
-      batchSize: numberFlag(args, "batch-size", 32),
-      labels: args.flags.get("labels") as string | undefined,
-      inputSpecs: graph.inputSpecs,
-    });
-    const calibration = takeExamples(data, numberFlag(args, "calib", 500));
-    return { backend, graph, config, uncalibrated, data, calibration, outDir: String(args.flags.get("out")) };
+    const backend = await useBackend(args.flags.get("backend") as string | undefined);
+    const graph = await loadGraph(args.positionals[0]);
+    let uncalibrated: QuantSim | undefined;
+    try {
+      uncalibrated = QuantSim.create(graph, config);
+      const data = toDataset(String(args.flags.get("data")), {
+        batchSize: numberFlag(args, "batch-size", 32),
+        labels: args.flags.get("labels") as string | undefined,
+        inputSpecs: graph.inputSpecs,
+      });
+      const calibration = takeExamples(data, numberFlag(args, "calib", 500));
+      return { backend, graph, config, uncalibrated, data, calibration, outDir, output };
+    } catch (err) {
+      uncalibrated?.dispose();
+      graph.dispose();
+      throw err;
+    }
   } catch (err) {
-    graph.dispose();
+    output.close();
     throw err;
   }
 }

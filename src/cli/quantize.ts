@@ -26,7 +26,7 @@ const pct = (v: number | null) => (v === null ? "-" : `${(100 * v).toFixed(2)} %
 
 export async function quantize(argv: readonly string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, QUANT_FLAGS);
-  const { backend, graph, config, uncalibrated, data, calibration, outDir } = await prepareQuantRun("quantize", args, QUANTIZE_USAGE);
+  const { backend, graph, config, uncalibrated, data, calibration, outDir, output } = await prepareQuantRun("quantize", args, QUANTIZE_USAGE);
   const steps = new StepTimer(); // step timings go to stderr only, never into quantize.json
   const progress = steps.progress;
   let sim: QuantSim | undefined;
@@ -51,9 +51,9 @@ export async function quantize(argv: readonly string[], out: (s: string) => void
       [`W${config.weights?.bitwidth ?? 8}A${config.activations?.bitwidth ?? 8}`, pct(q.accuracy), pct(q.top1Agreement), q.sqnrDb === null ? "exact" : q.sqnrDb.toFixed(1)],
     ]));
 
-    fs.mkdirSync(outDir, { recursive: true });
-    writeEncodings(sim, path.join(outDir, "encodings.json"));
-    fs.writeFileSync(path.join(outDir, "quantize.json"), `${JSON.stringify({ model: args.positionals[0], backend: backend.name, config, sanity, evaluation: result, quantizers: sim.quantizers() }, null, 2)}\n`);
+    writeEncodings(sim, path.join(output.dir, "encodings.json"));
+    fs.writeFileSync(path.join(output.dir, "quantize.json"), `${JSON.stringify({ model: args.positionals[0], backend: backend.name, config, sanity, evaluation: result, quantizers: sim.quantizers() }, null, 2)}\n`);
+    output.commit();
     out("");
     out(`wrote ${path.join(outDir, "encodings.json")} and ${path.join(outDir, "quantize.json")}`);
     steps.finish();
@@ -61,5 +61,6 @@ export async function quantize(argv: readonly string[], out: (s: string) => void
   } finally {
     sim?.dispose();
     graph.dispose();
+    output.close();
   }
 }
