@@ -1,4 +1,7 @@
 import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { sweepEnabled } from "../src/analysis/sweeps";
 import { useEngine } from "../src/engine/engine";
@@ -12,6 +15,7 @@ import { computeEncoding, QuantScheme } from "../src/quant/encoding";
 import { fakeQuant } from "../src/quant/fake-quant";
 import { QuantSim } from "../src/quant/quantsim";
 import { toDataset } from "../src/data/dataset";
+import { exportOnnxModel } from "../src/export/onnx-model";
 import { assertNoLeak, setupBackend } from "./helpers";
 import { buildZooModel, esrganSlim, EXAMPLE_MODEL, nsfwjsMobileNetV2 } from "./fixtures/models";
 import { KNOWN_ANSWERS } from "./quant-encoding.test";
@@ -170,6 +174,55 @@ describe("ONNX Runtime engine", () => {
       }
     } finally {
       useEngine("onnx");
+      graph.dispose();
+    }
+  });
+});
+
+describe("ONNX export", () => {
+  before(async () => {
+    await setupBackend();
+    useEngine("onnx");
+  });
+
+  it("writes a model ONNX Runtime loads, computing the simulation's values; activations as QDQ pairs, weights on their grid", async () => {
+    const ort = requireOrt();
+    const graph = await loadGraph(EXAMPLE_MODEL);
+    const data = toDataset("mnist:0:64");
+    const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 }, overrides: { "Conv1_relu.output": { bitwidth: 16 }, "block_1_add.output": { bitwidth: 20 } } }).calibrate(data);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-onnx-export-"));
+    const x = tf.randomUniform([5, 28, 28, 1], 0, 1, "float32", 9);
+    const program = new OnnxProgram(graph, sim.sites, { segments: 1 });
+    try {
+      // The engine's run of the simulation (it also makes the simulation's quantized weights, which the simulation owns).
+      let simulated: number[] = [];
+      await program.run([x], [{ key: "sim", sim }], (_k, [y]) => void (simulated = Array.from(y.dataSync())));
+      const result = await assertNoLeak("exportOnnxModel", () => exportOnnxModel(sim, dir));
+      assert.deepEqual(fs.readdirSync(dir).sort(), ["model.encodings.json", "model.onnx"]);
+      assert.ok(result.qdq.includes("Conv1_relu.output") && result.floatCodes.includes("block_1_add.output"), JSON.stringify(result));
+      assert.equal(result.weights.length, sim.sites.filter((s) => s.kind === "weight").length);
+      const encodings = JSON.parse(fs.readFileSync(result.encodingsJson, "utf8"));
+      assert.equal(encodings.param_encodings["Conv1/kernel"][0].bitwidth, 4);
+      // The exported model, run as a simulation (no QDQ fusion), gives the engine's simulated outputs bit for bit.
+      const session = await createSession(fs.readFileSync(result.modelOnnx), { threads: 1 });
+      const out = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape) });
+      assert.deepEqual(session.outputNames, graph.outputs);
+      const exported = out[session.outputNames[0]].data as Float32Array;
+      assert.deepEqual(Array.from(exported), simulated);
+      await session.release();
+      // With ORT's defaults (QDQ groups become integer kernels with their own rounding) it loads and mostly agrees.
+      const plain = await ort.InferenceSession.create(result.modelOnnx);
+      const y = (await plain.run({ [plain.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape) }))[plain.outputNames[0]].data as Float32Array;
+      const classes = graph.node(graph.outputs[0]).outputShape[1] as number;
+      const top1 = (v: ArrayLike<number>, e: number) => Array.from(v).slice(e * classes, (e + 1) * classes).reduce((best, p, i, row) => (p > row[best] ? i : best), 0);
+      const agree = [0, 1, 2, 3, 4].filter((e) => top1(y, e) === top1(simulated, e)).length;
+      assert.ok(agree >= 4, `top-1 agrees on ${agree} of 5 examples`);
+      await plain.release();
+    } finally {
+      await program.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+      x.dispose();
+      sim.dispose();
       graph.dispose();
     }
   });

@@ -79,7 +79,8 @@ async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly
   const accumulators = new Map(variants.map((v) => [v.key, new MetricAccumulator(options.metric)]));
   const referenceKey = "\u0000reference";
   const reference = allBypassed(variants[0].sim);
-  const program = new OnnxProgram(graph, variants[0].sim.sites);
+  // Segments pay off when variants share parts; a few whole-model variants run fastest in one session each.
+  const program = new OnnxProgram(graph, variants[0].sim.sites, { segments: variants.length <= 3 ? 1 : 10 });
   let examples = 0;
   try {
     const needsReference = options.metric !== "accuracy";

@@ -42,7 +42,7 @@ export async function quantize(argv: readonly string[], out: (s: string) => void
     out(sanity.diagnosis);
 
     const quantized = sim;
-    const result = await steps.run("evaluation", () => compareWithFp32(graph, data, { quantized: (x) => quantized.forward(x) }, { onProgress: progress, task: "evaluation" }));
+    const result = await steps.run("evaluation", () => compareWithFp32(graph, data, { quantized }, { onProgress: progress, task: "evaluation" }));
     const q = result.variants.quantized;
     out("");
     out(`Quantized vs FP32 on ${data.name} (${result.examples} examples)`);

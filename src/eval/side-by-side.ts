@@ -6,6 +6,9 @@ import { forEachBatch } from "../runner/for-each-batch";
 import { forward } from "../runner/forward";
 import { classIndices } from "./class-labels";
 import { OutputComparator, OutputComparison } from "./output-comparison";
+import { OnnxProgram } from "../engine/onnx/program";
+import { onnxCanRun } from "../engine/onnx/support";
+import { QuantSim } from "../quant/quantsim";
 
 /** Anything that maps a batch's inputs to outputs: the FP32 graph, a QuantSim. */
 export type Variant = (inputs: tf.Tensor[]) => tf.Tensor[];
@@ -20,39 +23,77 @@ export interface SideBySide<K extends string> {
 /**
  * Runs the FP32 graph and each variant on the same batches and compares every
  * variant's outputs with FP32's (and with the labels, when there are class
- * labels). One pass over the data, whatever the number of variants.
+ * labels). One pass over the data, whatever the number of variants. When every
+ * variant is a simulation the ONNX Runtime engine can run, the reference and
+ * the variants all run there (so "bypassed" is FP32 bit for bit on either engine).
  */
 export async function compareWithFp32<K extends string>(
   graph: Graph,
   data: Dataset,
-  variants: Record<K, Variant>,
+  variants: Record<K, Variant | QuantSim>,
   options: { onProgress?: ProgressFn; task?: string } = {},
 ): Promise<SideBySide<K>> {
   const names = Object.keys(variants) as K[];
   const comparators = new Map(names.map((n) => [n, new OutputComparator()]));
   const correct = new Map<K | "fp32", number>([["fp32", 0], ...names.map((n) => [n, 0] as [K, number])]);
   let labelled = 0;
-  const { examples } = await forEachBatch(graph, data, { task: options.task ?? "compare", onProgress: options.onProgress }, (batch) => {
-    const reference = forward(graph, batch.inputs);
-    try {
-      const classLabels = batch.labels && batch.labels.rank === 1 ? batch.labels : undefined;
-      if (classLabels) {
-        labelled += classLabels.shape[0];
-        correct.set("fp32", correct.get("fp32")! + countCorrect(reference[0], classLabels));
-      }
-      for (const name of names) {
-        const outputs = variants[name](batch.inputs);
-        try {
-          comparators.get(name)!.add(outputs, reference);
-          if (classLabels) correct.set(name, correct.get(name)! + countCorrect(outputs[0], classLabels));
-        } finally {
-          tf.dispose(outputs);
-        }
-      }
-    } finally {
-      tf.dispose(reference);
+  const score = (name: K, outputs: tf.Tensor[], reference: tf.Tensor[], classLabels: tf.Tensor | undefined) => {
+    comparators.get(name)!.add(outputs, reference);
+    if (classLabels) correct.set(name, correct.get(name)! + countCorrect(outputs[0], classLabels));
+  };
+  const countReference = (reference: tf.Tensor[], labels: tf.Tensor | undefined): tf.Tensor | undefined => {
+    const classLabels = labels && labels.rank === 1 ? labels : undefined;
+    if (classLabels) {
+      labelled += classLabels.shape[0];
+      correct.set("fp32", correct.get("fp32")! + countCorrect(reference[0], classLabels));
     }
-  });
+    return classLabels;
+  };
+  const sims = names.map((n) => variants[n]).filter((v): v is QuantSim => v instanceof QuantSim);
+  const task = { task: options.task ?? "compare", onProgress: options.onProgress };
+  let examples: number;
+  if (sims.length === names.length && onnxCanRun(graph, sims)) {
+    const fp32 = sims[0].with({ "**": { enabled: false } });
+    const program = new OnnxProgram(graph, fp32.sites, { segments: 1 });
+    try {
+      ({ examples } = await forEachBatch(graph, data, task, async (batch) => {
+        let reference: tf.Tensor[] = [];
+        let classLabels: tf.Tensor | undefined;
+        const runs = [{ key: "\u0000fp32", sim: fp32 }, ...names.map((n) => ({ key: n, sim: variants[n] as QuantSim }))];
+        try {
+          await program.run(batch.inputs, runs, (key, outputs) => {
+            if (key === "\u0000fp32") {
+              reference = outputs.map((t) => t.clone());
+              classLabels = countReference(reference, batch.labels);
+            } else score(key as K, outputs, reference, classLabels);
+          });
+        } finally {
+          tf.dispose(reference);
+        }
+      }));
+    } finally {
+      fp32.dispose();
+      await program.dispose();
+    }
+  } else {
+    ({ examples } = await forEachBatch(graph, data, task, (batch) => {
+      const reference = forward(graph, batch.inputs);
+      try {
+        const classLabels = countReference(reference, batch.labels);
+        for (const name of names) {
+          const v = variants[name];
+          const outputs = v instanceof QuantSim ? v.forward(batch.inputs) : v(batch.inputs);
+          try {
+            score(name, outputs, reference, classLabels);
+          } finally {
+            tf.dispose(outputs);
+          }
+        }
+      } finally {
+        tf.dispose(reference);
+      }
+    }));
+  }
   const accuracy = (k: K | "fp32") => (labelled > 0 ? correct.get(k)! / labelled : null);
   return {
     examples,

@@ -39,7 +39,7 @@ export async function fp32SanityCheck(
     const result = await compareWithFp32(
       sim.graph,
       data,
-      { "32-bit": (x) => at32.forward(x), bypassed: (x) => bypassed.forward(x) },
+      { "32-bit": at32, bypassed },
       { onProgress: options.onProgress, task: "FP32 sanity check" },
     );
     const checks = (["32-bit", "bypassed"] as const).map((variant) => {

@@ -35,12 +35,19 @@ export class OnnxGraphBuilder {
   private readonly used = new Set<string>();
   private readonly constants = new Map<string, string>();
 
+  private readonly reserved = new Set<string>();
+
   /** A fresh name derived from `base` (ONNX names must be unique in a graph). */
   fresh(base: string): string {
     let name = base;
-    for (let i = 1; this.used.has(name); i++) name = `${base}__${i}`;
+    for (let i = 1; this.used.has(name) || this.reserved.has(name); i++) name = `${base}__${i}`;
     this.used.add(name);
     return name;
+  }
+
+  /** Keeps `name` free for a later `node(..., { exactName })` (the model's output names). */
+  reserve(name: string): void {
+    this.reserved.add(name);
   }
 
   /** Declares a graph input; `dims` entries of null are symbolic. */
@@ -76,9 +83,11 @@ export class OnnxGraphBuilder {
   }
 
   /** Adds a node and returns the names of its outputs (one unless `outputs` says more). */
-  node(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue | undefined> = {}, options: { name?: string; outputs?: number; domain?: string } = {}): string[] {
+  node(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue | undefined> = {}, options: { name?: string; exactName?: string; outputs?: number; domain?: string } = {}): string[] {
     const base = options.name ?? opType;
-    const outs = Array.from({ length: options.outputs ?? 1 }, (_, i) => this.fresh(i === 0 ? base : `${base}:${i}`));
+    const exact = options.exactName !== undefined && !this.used.has(options.exactName) ? options.exactName : undefined;
+    if (exact) this.used.add(exact);
+    const outs = Array.from({ length: options.outputs ?? 1 }, (_, i) => (i === 0 && exact ? exact : this.fresh(i === 0 ? base : `${base}:${i}`)));
     this.nodes.push({
       opType,
       domain: options.domain,

@@ -21,6 +21,8 @@ export interface QuantizerLowering {
   clip: boolean;
   /** A boolean input chooses between the quantized and the original value. */
   switchable: boolean;
+  /** Encoding values baked in as constants (an exported model) instead of fed per run. */
+  constants?: { scale: number; zeroPoint: number; lo: number; hi: number };
 }
 
 /** Where a parameter comes from in the lowered model. */
@@ -88,6 +90,7 @@ export function lowerGraph(graph: Graph, options: LowerOptions = {}): LoweredMod
   };
   [...outputs, ...taps.map((t) => t.node)].forEach(visit);
 
+  outputs.forEach((name) => b.reserve(name));
   const values = new Map<string, OnnxValue>();
   const raw = new Map<string, OnnxValue>();
   const converted = new Map<string, string>();
@@ -170,7 +173,11 @@ export function lowerGraph(graph: Graph, options: LowerOptions = {}): LoweredMod
     b.output(onnxName, node === "" ? "float32" : dtypeOf(graph.node(node)));
     lowered.push({ onnx: onnxName, node, role, layout, before });
   };
-  for (const name of outputs) declare(ctx.as(values.get(name)!, "native"), name, "output", "native");
+  for (const name of outputs) {
+    // Model outputs carry the graph's output names, so an exported model reads like the TF.js one.
+    const v = ctx.as(values.get(name)!, "native");
+    declare(v === name ? v : b.node("Identity", [v], {}, { exactName: name, name })[0], name, "output", "native");
+  }
   for (const t of taps) {
     const v = t.before === "quantizer" ? raw.get(t.node)! : values.get(t.node)!;
     declare(v.name, t.node, "tap", v.rank >= 3 ? v.layout : "native", t.before);
@@ -186,6 +193,7 @@ function dtypeOf(node: GraphNode): OnnxDtype {
 /** Adds one activation quantizer after `x`; its encoding arrives as inputs. */
 function lowerQuantizer(b: OnnxGraphBuilder, q: QuantizerLowering, x: string, inputs: LoweredInput[]): string {
   const feed = (field: Extract<LoweredInput, { kind: "quantizer" }>["field"], dtype: OnnxDtype) => {
+    if (q.constants && field !== "on") return b.constant([q.constants[field]], [], dtype, `${q.name}:${field}`);
     const name = b.input(`q:${q.name}:${field}`, dtype, []);
     inputs.push({ kind: "quantizer", onnx: name, quantizer: q.name, field, dtype });
     return name;

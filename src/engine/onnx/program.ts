@@ -65,11 +65,12 @@ export class OnnxProgram {
    */
   async run(inputs: readonly tf.Tensor[], variants: readonly ProgramVariant[], onOutputs: (key: string, outputs: tf.Tensor[]) => void | Promise<void>): Promise<void> {
     const keys = variants.map((v) => this.sitesBySegment.map((sites) => segmentKey(v.sim, sites)));
-    // A configuration several variants share in a segment gets a constant session; the others share a parametric one.
+    // A configuration several variants share in a segment gets a constant session, and so does each of a few;
+    // the many one-of-a-kind configurations of a sweep share the segment's parametric one.
     const shared = this.segments.map((_, s) => {
       const count = new Map<string, number>();
       for (const k of keys) count.set(k[s], (count.get(k[s]) ?? 0) + 1);
-      return new Set([...count].filter(([, n]) => n > 1 || variants.length <= 2).map(([k]) => k));
+      return new Set([...count].filter(([, n]) => n > 1 || count.size <= 4).map(([k]) => k));
     });
     const paramSig = this.segments.map((_, s) => this.storageSignature(s, variants, keys, shared[s]));
     // Path keys: a variant's configuration up to and including segment s. Equal paths hold equal values.
