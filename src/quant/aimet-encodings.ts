@@ -1,4 +1,5 @@
 import * as fs from "fs";
+import { readJsonFile } from "../json-file";
 import { Encoding, encodingFromAimet, encodingToAimet, AimetEncoding } from "./encoding";
 import { QuantSim } from "./quantsim";
 import { SettingsPatch } from "./settings";
@@ -52,11 +53,7 @@ export function writeEncodings(sim: QuantSim, file: string): void {
 export function importEncodings(sim: QuantSim, source: string | AimetEncodingsFile): QuantSim {
   let file: AimetEncodingsFile;
   if (typeof source === "string") {
-    try {
-      file = JSON.parse(fs.readFileSync(source, "utf8")) as AimetEncodingsFile;
-    } catch (err) {
-      throw new Error(`cannot read encodings file ${source}: ${(err as Error).message}`);
-    }
+    file = readJsonFile(source, "encodings file") as AimetEncodingsFile;
   } else {
     file = source;
   }
