@@ -4,7 +4,8 @@ import { useBackend } from "../src/backend";
 
 /** Tests run on the backend qdebug picks by default (wasm here), or QDEBUG_BACKEND. */
 export async function setupBackend(): Promise<void> {
-  await useBackend();
+  // Explicitly, so a test that switched to another backend (cpu) does not leave it to the next ones.
+  await useBackend(process.env.QDEBUG_BACKEND || "auto");
 }
 
 /** Runs `fn` and asserts it left tf.memory().numTensors as it found it. */
