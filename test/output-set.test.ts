@@ -54,13 +54,20 @@ async function inProcess(argv: string[]): Promise<number> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Resolves when `file` exists (polled every millisecond), or with false when the child ends first. */
-async function appears(file: string, child: ChildProcess): Promise<boolean> {
+/** Waits for `file`; false (with the child's exit and stderr in `why`) if the child ends first. */
+async function appears(file: string, child: ChildProcess, why: { text: string } = { text: "" }): Promise<boolean> {
   while (!fs.existsSync(file)) {
-    if (child.exitCode !== null || child.signalCode !== null) return false;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      why.text = `the child ended first (exit ${child.exitCode}, signal ${child.signalCode}): ${stderrOf.get(child) ?? ""}`;
+      return false;
+    }
     await sleep(1);
   }
   return true;
 }
+
+/** What each spawned run printed on stderr, for failure messages. */
+const stderrOf = new WeakMap<ChildProcess, string>();
 
 const ended = (child: ChildProcess) => new Promise<number | null>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(child.exitCode) : child.once("exit", (code) => resolve(code))));
 
@@ -118,14 +125,19 @@ describe("output sets: atomic, locked, never mixed", function () {
     assert.ok(newSet.size > 5 && !same(oldSet, newSet));
 
     const env = { ...process.env, SOURCE_DATE_EPOCH: EPOCH, QDEBUG_PROGRESS: "off" };
-    const start = (out: string) => spawn(process.execPath, [BIN, ...analyzeArgs(out, 8)], { env, stdio: "ignore" });
+    const start = (out: string) => {
+      const child = spawn(process.execPath, [BIN, ...analyzeArgs(out, 8)], { env, stdio: ["ignore", "ignore", "pipe"] });
+      child.stderr!.on("data", (d: Buffer) => stderrOf.set(child, ((stderrOf.get(child) ?? "") + d.toString()).slice(-2000)));
+      return child;
+    };
     const staging = (out: string, child: ChildProcess) => path.join(path.dirname(out), `.${path.basename(out)}.qdebug-staging-${child.pid}`);
 
     // One whole run measures the write phase: from the staging folder's appearance to the end of the process.
     const probe = path.join(dir, "probe");
     restore(probe, oldSet);
     const child = start(probe);
-    assert.ok(await appears(staging(probe, child), child), "the staging folder appears");
+    const why = { text: "" };
+    assert.ok(await appears(staging(probe, child), child, why), `the staging folder appears (${why.text})`);
     const t0 = Date.now();
     assert.equal(await ended(child), 0);
     const writeMs = Date.now() - t0;
@@ -141,7 +153,8 @@ describe("output sets: atomic, locked, never mixed", function () {
         for (let i = lane; i < delays.length; i += 2) {
           restore(out, oldSet);
           const victim = start(out);
-          assert.ok(await appears(staging(out, victim), victim), "the staging folder appears");
+          const why = { text: "" };
+          assert.ok(await appears(staging(out, victim), victim, why), `the staging folder appears (${why.text})`);
           await sleep(delays[i]);
           victim.kill("SIGKILL");
           await ended(victim);
