@@ -27,12 +27,13 @@ export interface OnnxEngineBench {
   sweepOnnxMs: number;
   sweepTfjsMs: number;
   sweepRows: number;
+  sweepExamples: number;
   sameWorstFive: boolean;
 }
 
 /** Times one simulation's forward on ONNX Runtime (sessions built and warmed first). */
 async function onnxForwardMs(graph: import("../src/graph/graph").Graph, sim: QuantSim, x: tf.Tensor): Promise<[number, OnnxProgram]> {
-  const program = new OnnxProgram(graph, sim.sites);
+  const program = new OnnxProgram(graph, sim.sites, { segments: 1 });
   const ms = await medianMs(() => program.run([x], [{ key: "sim", sim }], () => undefined), 9, 3);
   return [ms, program];
 }
@@ -43,6 +44,15 @@ export async function benchOnnxEngine(batch = 8): Promise<OnnxEngineBench> {
   const { graph: folded } = foldBatchNorms(graph);
   const x = tf.randomUniform([batch, 224, 224, 3], -1, 1, "float32", 4);
   const data = { name: "bench batch", size: batch, async *batches() { yield { inputs: [x.clone()] }; } };
+  // The sweep runs over several batches, as it does on real data: sessions are built and warmed once per sweep.
+  const sweepBatches = 4;
+  const sweepData = {
+    name: "bench batches",
+    size: batch * sweepBatches,
+    async *batches() {
+      for (let b = 0; b < sweepBatches; b++) yield { inputs: [tf.randomUniform([batch, 224, 224, 3], -1, 1, "float32", 10 + b)] };
+    },
+  };
   const programs: OnnxProgram[] = [];
   const sims: QuantSim[] = [];
   try {
@@ -50,7 +60,8 @@ export async function benchOnnxEngine(batch = 8): Promise<OnnxEngineBench> {
     // 1. FP32: ONNX Runtime vs tfjs's forward, alternating.
     const fp32 = allBypassed(QuantSim.create(graph));
     sims.push(fp32);
-    const program = new OnnxProgram(graph, fp32.sites);
+    // One variant runs unsegmented, on every thread: what scoring a single simulation does.
+    const program = new OnnxProgram(graph, fp32.sites, { segments: 1 });
     programs.push(program);
     await program.run([x], [{ key: "fp32", sim: fp32 }], () => undefined);
     const [onnxFp32Ms, tfjsFp32Ms] = await compareMs(
@@ -74,11 +85,11 @@ export async function benchOnnxEngine(batch = 8): Promise<OnnxEngineBench> {
     const sim = await QuantSim.create(graph).calibrate(data);
     sims.push(sim);
     let t0 = Date.now();
-    const onnx = await sweepEnabled(sim, { data, metric: "sqnr" });
+    const onnx = await sweepEnabled(sim, { data: sweepData, metric: "sqnr" });
     const sweepOnnxMs = Date.now() - t0;
     useEngine("tfjs");
     t0 = Date.now();
-    const tfjs = await sweepEnabled(sim, { data, metric: "sqnr" });
+    const tfjs = await sweepEnabled(sim, { data: sweepData, metric: "sqnr" });
     const sweepTfjsMs = Date.now() - t0;
     const worst = (rows: typeof onnx.rows) => [...rows].sort((a, b) => a.score - b.score).slice(0, 5).map((r) => r.key).join(",");
     return {
@@ -94,6 +105,7 @@ export async function benchOnnxEngine(batch = 8): Promise<OnnxEngineBench> {
       sweepOnnxMs,
       sweepTfjsMs,
       sweepRows: onnx.rows.length,
+      sweepExamples: sweepData.size,
       sameWorstFive: worst(onnx.rows) === worst(tfjs.rows),
     };
   } finally {

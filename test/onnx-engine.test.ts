@@ -4,6 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { sweepEnabled } from "../src/analysis/sweeps";
+import { layerError } from "../src/analysis/layer-error";
 import { useEngine } from "../src/engine/engine";
 import { lowerGraph, QuantizerLowering } from "../src/engine/onnx/lower-graph";
 import { OnnxProgram } from "../src/engine/onnx/program";
@@ -222,6 +223,38 @@ describe("ONNX export", () => {
       await program.dispose();
       fs.rmSync(dir, { recursive: true, force: true });
       x.dispose();
+      sim.dispose();
+      graph.dispose();
+    }
+  });
+});
+
+describe("per-layer error on ONNX Runtime", () => {
+  before(async () => {
+    await setupBackend();
+  });
+  after(() => useEngine("onnx"));
+
+  it("gives the tfjs engine's propagated and local errors on the example model", async () => {
+    const graph = await loadGraph(EXAMPLE_MODEL);
+    const data = toDataset("mnist:0:64");
+    useEngine("tfjs");
+    const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 } }).calibrate(data);
+    try {
+      const tfjs = await layerError(sim, data);
+      useEngine("onnx");
+      const onnx = await assertNoLeak("layerError on ONNX Runtime", () => layerError(sim, data));
+      assert.equal(onnx.examples, 64);
+      assert.deepEqual(onnx.rows.map((r) => r.node), tfjs.rows.map((r) => r.node));
+      const close = (a: number | null, b: number | null, what: string) =>
+        assert.ok(a === b || (a !== null && b !== null && Math.abs(a - b) <= 0.02 * Math.abs(b) + 0.05), `${what}: ${a} vs ${b}`);
+      onnx.rows.forEach((r, i) => {
+        const t = tfjs.rows[i];
+        if (t.propagated.sqnrDb !== null && t.propagated.sqnrDb < 100) close(r.propagated.sqnrDb, t.propagated.sqnrDb, `${r.node} propagated`);
+        if (t.local?.sqnrDb != null && t.local.sqnrDb < 100) close(r.local!.sqnrDb, t.local.sqnrDb, `${r.node} local`);
+        if (t.local?.rmseOverStep != null) close(r.local!.rmseOverStep, t.local.rmseOverStep, `${r.node} rmse/step`);
+      });
+    } finally {
       sim.dispose();
       graph.dispose();
     }

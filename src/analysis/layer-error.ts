@@ -7,6 +7,8 @@ import { forEachBatch } from "../runner/for-each-batch";
 import { forwardKeepingAll, unchangedBy } from "../runner/intermediates";
 import { descendants } from "./score-variants";
 import { onlyEnabled } from "./variants";
+import { onnxCanRun } from "../engine/onnx/support";
+import { ArrayErrorSum, layerErrorOnnx } from "./layer-error-onnx";
 
 /** Error of one node's output against FP32. */
 export interface ErrorStats {
@@ -81,7 +83,17 @@ export async function layerError(sim: QuantSim, data: Dataset, options: { onProg
   // A copy, so that the caller's simulation is left as it was (no cached quantized weights).
   const whole = sim.with({});
   let examples: number;
-  try {
+  if (onnxCanRun(graph, [whole, ...[...locals.values()].map((l) => l.sim)])) {
+    const sums = { propagated: new Map(nodes.map((n) => [n.name, new ArrayErrorSum()])), local: new Map([...byNode.keys()].map((n) => [n, new ArrayErrorSum()])) };
+    try {
+      examples = await layerErrorOnnx(whole, data, nodes.map((n) => n.name), new Map([...locals].map(([n, l]) => [n, l.sim])), sums, { onProgress: options.onProgress });
+    } finally {
+      for (const l of locals.values()) l.sim.dispose();
+      whole.dispose();
+    }
+    for (const [name, s] of sums.propagated) Object.assign(propagated.get(name)!, { sqErr: s.sqErr, sqRef: s.sqRef, count: s.count });
+    for (const [name, s] of sums.local) Object.assign(local.get(name)!, { sqErr: s.sqErr, sqRef: s.sqRef, count: s.count });
+  } else try {
     ({ examples } = await forEachBatch(graph, data, { task: "per-layer error", onProgress: options.onProgress }, (batch) => {
       const { outputs, all } = forwardKeepingAll(graph, batch.inputs);
       try {

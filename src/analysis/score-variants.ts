@@ -9,6 +9,7 @@ import { forwardKeepingAll, unchangedBy } from "../runner/intermediates";
 import { QuantSim } from "../quant/quantsim";
 import { onnxCanRun } from "../engine/onnx/support";
 import { OnnxProgram } from "../engine/onnx/program";
+import { engineThreads } from "../engine/onnx/runtime";
 import { allBypassed } from "./variants";
 
 /** One simulation to score, and (for the cached sweep) the nodes it quantizes first. */
@@ -80,7 +81,9 @@ async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly
   const referenceKey = "\u0000reference";
   const reference = allBypassed(variants[0].sim);
   // Segments pay off when variants share parts; a few whole-model variants run fastest in one session each.
-  const program = new OnnxProgram(graph, variants[0].sim.sites, { segments: variants.length <= 3 ? 1 : 10 });
+  // Many variants also run side by side, one per core: small sessions scale better that way than on several threads each.
+  const many = variants.length > 3;
+  const program = new OnnxProgram(graph, variants[0].sim.sites, { segments: many ? 10 : 1, lanes: many ? engineThreads() : 1 });
   let examples = 0;
   try {
     const needsReference = options.metric !== "accuracy";

@@ -1,9 +1,8 @@
 import * as fs from "fs";
 import * as path from "path";
-import { lowerGraph, QuantizerLowering } from "../engine/onnx/lower-graph";
-import { quantizerFeeds, storageFor } from "../engine/onnx/sim-config";
+import { bakedSimulation } from "../engine/onnx/baked-sim";
+import { lowerGraph } from "../engine/onnx/lower-graph";
 import { exportEncodings } from "../quant/aimet-encodings";
-import { Encoding } from "../quant/encoding";
 import { QuantSim } from "../quant/quantsim";
 
 export interface OnnxExportResult {
@@ -26,33 +25,8 @@ export interface OnnxExportResult {
  * encodings.json beside it. Both files appear together or not at all.
  */
 export function exportOnnxModel(sim: QuantSim, outDir: string, options: { name?: string } = {}): OnnxExportResult {
-  const quantizers = new Map<string, QuantizerLowering>();
-  const qdq: string[] = [];
-  const floatCodes: string[] = [];
-  for (const site of sim.sites) {
-    if (site.kind !== "activation") continue;
-    const enc = sim.encodingOf(site.name) as Encoding | null;
-    if (!enc) continue;
-    if (sim.settingsOf(site.name).rounding === "stochastic") {
-      throw new Error(`exportOnnxModel: activation quantizer "${site.name}" rounds stochastically, which an ONNX model cannot express`);
-    }
-    const storage = storageFor(enc);
-    const max = storage === "uint8" ? 255 : 65535;
-    quantizers.set(site.node, { name: site.name, storage, clip: storage !== "float" && enc.numSteps < max, switchable: false, constants: quantizerFeeds(enc, storage) });
-    (storage === "float" ? floatCodes : qdq).push(site.name);
-  }
-  const weights: string[] = [];
-  const byParam = new Map(sim.sites.filter((s) => s.kind !== "activation").map((s) => [`${s.node}/${s.param}`, s.name]));
-  const lowered = lowerGraph(sim.graph, {
-    quantizers,
-    paramSource: (node, key) => {
-      const name = byParam.get(`${node.name}/${key}`);
-      const q = name ? sim.quantizedParam(name) : undefined;
-      if (!q) return { kind: "constant" };
-      weights.push(name!);
-      return { kind: "constant", data: q.dataSync() as Float32Array };
-    },
-  });
+  const { quantizers, paramSource, qdq, floatCodes, weights } = bakedSimulation(sim, "exportOnnxModel");
+  const lowered = lowerGraph(sim.graph, { quantizers, paramSource });
   const base = options.name ?? "model";
   const modelOnnx = path.join(outDir, `${base}.onnx`);
   const encodingsJson = path.join(outDir, `${base}.encodings.json`);

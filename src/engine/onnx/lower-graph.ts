@@ -141,7 +141,7 @@ export function lowerGraph(graph: Graph, options: LowerOptions = {}): LoweredMod
     if (fed.has(node.name)) {
       const known = options.layouts?.get(node.name);
       if (!known) throw new Error(`lowerGraph: the layout of fed value "${node.name}" is unknown`);
-      const name = b.input(`c:${node.name}`, "float32", new Array(known.rank).fill(null));
+      const name = b.input(`c:${node.name}`, dtypeOf(node), new Array(known.rank).fill(null));
       inputs.push({ kind: "fed", onnx: name, node: node.name, layout: known.layout });
       values.set(node.name, { ...known, name });
       raw.set(node.name, { ...known, name });

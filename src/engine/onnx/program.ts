@@ -6,7 +6,7 @@ import { Encoding } from "../../quant/encoding";
 import { QuantizerSite } from "../../quant/placement";
 import { QuantSim } from "../../quant/quantsim";
 import { lowerGraph, LoweredModel, ParamSource, QuantizerLowering } from "./lower-graph";
-import { createSession, requireOrt } from "./runtime";
+import { createSession, engineThreads, requireOrt } from "./runtime";
 import { planSegments, Segment } from "./segments";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
 
@@ -23,6 +23,25 @@ interface Session {
   session: Ort.InferenceSession;
   /** Feeds that do not change from run to run (a constant session's quantizer encodings). */
   fixed: Feeds;
+  /** Output shapes by batch size, learned from the first run. */
+  outputDims: Map<number, Map<string, readonly number[]>>;
+}
+
+/** Float buffers of the shapes segments hand on, reused from batch to batch and variant to variant. */
+class TensorPool {
+  private readonly free = new Map<string, Ort.Tensor[]>();
+  constructor(private readonly ort: ReturnType<typeof requireOrt>) {}
+  take(dims: readonly number[]): Ort.Tensor {
+    const t = this.free.get(dims.join("x"))?.pop();
+    return t ?? new this.ort.Tensor("float32", new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
+  }
+  give(t: Ort.Tensor): void {
+    if (t.type !== "float32") return;
+    const key = t.dims.join("x");
+    const list = this.free.get(key) ?? [];
+    list.push(t);
+    this.free.set(key, list);
+  }
 }
 
 /**
@@ -45,11 +64,18 @@ export class OnnxProgram {
   private readonly sessions = new Map<string, Promise<Session>>();
   private readonly layouts: Map<string, OnnxValue>;
   private readonly ort = requireOrt();
+  private readonly pool = new TensorPool(this.ort);
   /** Weights in ONNX layout, by a key naming the values (FP32 or a grid). */
   private readonly weightData = new Map<string, Ort.Tensor>();
 
-  constructor(graph: Graph, sites: readonly QuantizerSite[], options: { segments?: number } = {}) {
+  /** How many variants run at once; each session then gets its share of the threads. */
+  private readonly lanes: number;
+  private readonly threads: number;
+
+  constructor(graph: Graph, sites: readonly QuantizerSite[], options: { segments?: number; lanes?: number } = {}) {
     this.graph = graph;
+    this.lanes = Math.max(1, Math.min(Number(process.env.QDEBUG_LANES) || options.lanes || 1, engineThreads()));
+    this.threads = Math.max(1, Math.floor(engineThreads() / this.lanes));
     const fusedOutputs = new Set([...graph.inputs, ...sites.filter((s) => s.kind === "activation").map((s) => s.node)]);
     this.segments = planSegments(graph, options.segments ?? 10, fusedOutputs);
     const segmentOf = new Map(this.segments.flatMap((s) => s.nodes.map((n) => [n, s.index] as const)));
@@ -65,50 +91,91 @@ export class OnnxProgram {
    */
   async run(inputs: readonly tf.Tensor[], variants: readonly ProgramVariant[], onOutputs: (key: string, outputs: tf.Tensor[]) => void | Promise<void>): Promise<void> {
     const keys = variants.map((v) => this.sitesBySegment.map((sites) => segmentKey(v.sim, sites)));
-    // A configuration several variants share in a segment gets a constant session, and so does each of a few;
+    // A configuration several variants share in a segment gets a constant session, and so does each of a few (the split's);
     // the many one-of-a-kind configurations of a sweep share the segment's parametric one.
     const shared = this.segments.map((_, s) => {
       const count = new Map<string, number>();
       for (const k of keys) count.set(k[s], (count.get(k[s]) ?? 0) + 1);
-      return new Set([...count].filter(([, n]) => n > 1 || count.size <= 4).map(([k]) => k));
+      return new Set([...count].filter(([, n]) => n > 1 || count.size <= 8).map(([k]) => k));
     });
     const paramSig = this.segments.map((_, s) => this.storageSignature(s, variants, keys, shared[s]));
     // Path keys: a variant's configuration up to and including segment s. Equal paths hold equal values.
     const paths = keys.map((k) => k.map((_, s) => k.slice(0, s + 1).join("\u0001")));
     const pending = new Map<string, number>();
     for (const p of paths) for (const key of new Set(p)) pending.set(key, (pending.get(key) ?? 0) + 1);
-    const memo = new Map<string, Feeds>();
+    // Values of a path, computed once: a second lane that needs them while they are computed waits for them.
+    const memo = new Map<string, Promise<Feeds>>();
     const modelInputs = this.modelFeeds(inputs);
 
-    for (const [v, variant] of variants.entries()) {
+    const compute = async (v: number): Promise<Map<string, Ort.Tensor>> => {
+      const variant = variants[v];
       let carried: Feeds = modelInputs;
+      let carriedPath: string | undefined;
       const outputs = new Map<string, Ort.Tensor>();
+      // A path's values are freed when every variant that reads them has run the segment after them.
+      const doneWith = (path: string | undefined, values: Feeds) => {
+        if (path === undefined) return;
+        const left = pending.get(path)! - 1;
+        pending.set(path, left);
+        if (left > 0) return;
+        memo.delete(path);
+        this.release(values);
+      };
       for (const segment of this.segments) {
         const s = segment.index;
         const path = paths[v][s];
         let produced = memo.get(path);
         if (!produced) {
           const segKey = keys[v][s];
-          const session = shared[s].has(segKey) ? await this.constantSession(segment, segKey, variant.sim) : await this.parametricSession(segment, paramSig[s]);
-          produced = await this.runSegment(s, session, carried, modelInputs, shared[s].has(segKey) ? undefined : variant.sim);
+          const isShared = shared[s].has(segKey);
+          const from = carried;
+          produced = (async () => {
+            const session = isShared ? await this.constantSession(segment, segKey, variant.sim) : await this.parametricSession(segment, paramSig[s]);
+            return this.runSegment(s, session, from, modelInputs, isShared ? undefined : variant.sim);
+          })();
           if ((pending.get(path) ?? 0) > 1) memo.set(path, produced);
         }
-        const left = pending.get(path)! - 1;
-        pending.set(path, left);
-        if (left === 0) memo.delete(path);
-        for (const name of segment.outputs) outputs.set(name, produced[`out:${name}`]);
-        carried = produced;
+        const values = await produced;
+        doneWith(carriedPath, carried);
+        for (const name of segment.outputs) outputs.set(name, values[`out:${name}`]);
+        carried = values;
+        carriedPath = path;
       }
-      const tensors = this.graph.outputs.map((name) => {
-        const t = outputs.get(name)!;
-        return t.type === "int32" ? tf.tensor(t.data as Int32Array, t.dims as number[], "int32") : tf.tensor(t.data as Float32Array, t.dims as number[]);
-      });
-      try {
-        await onOutputs(variant.key, tensors);
-      } finally {
-        tf.dispose(tensors);
+      doneWith(carriedPath, carried);
+      return outputs;
+    };
+
+    // Lanes run variants side by side (each session on fewer threads); outputs are handed on in the order given.
+    const done = new Map<number, Map<string, Ort.Tensor>>();
+    let handed = 0;
+    let next = 0;
+    let delivering = Promise.resolve();
+    const deliver = async () => {
+      while (done.has(handed)) {
+        const outputs = done.get(handed)!;
+        done.delete(handed);
+        const key = variants[handed].key;
+        handed++;
+        const tensors = this.graph.outputs.map((name) => {
+          const t = outputs.get(name)!;
+          return t.type === "int32" ? tf.tensor(t.data as Int32Array, t.dims as number[], "int32") : tf.tensor(t.data as Float32Array, t.dims as number[]);
+        });
+        try {
+          await onOutputs(key, tensors);
+        } finally {
+          tf.dispose(tensors);
+        }
       }
-    }
+    };
+    const lane = async () => {
+      while (next < variants.length) {
+        const v = next++;
+        done.set(v, await compute(v));
+        delivering = delivering.then(deliver);
+        await delivering;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.lanes, variants.length) }, lane));
   }
 
   /** Frees every session. */
@@ -137,15 +204,28 @@ export class OnnxProgram {
       else if (input.kind === "fed") feeds[input.onnx] = carried[`val:${input.node}`];
     }
     if (sim) Object.assign(feeds, this.variantFeeds(session.lowered, sim));
+    // Values handed to the next segment go into pooled buffers: ORT's own output allocation costs more than
+    // the segment's compute on large activations. Their shapes are known after the first run at a batch size.
+    const batch = Object.values(feeds).find((t) => t.dims.length > 0)?.dims[0] ?? 0;
+    const known = session.outputDims.get(batch);
+    const fetches: Record<string, Ort.Tensor | null> = {};
+    for (const o of session.lowered.outputs) fetches[o.onnx] = known && o.role === "tap" ? this.pool.take(known.get(o.onnx)!) : null;
     let results: Ort.InferenceSession.ReturnType;
     try {
-      results = await session.session.run(feeds);
+      results = await session.session.run(feeds, fetches);
     } catch (err) {
+      for (const t of Object.values(fetches)) if (t) this.pool.give(t);
       throw new Error(`ONNX Runtime engine, segment ${s} (${this.segments[s].nodes[0]} … ${this.segments[s].nodes.at(-1)}): ${(err as Error).message}`);
     }
+    if (!known) session.outputDims.set(batch, new Map(session.lowered.outputs.map((o) => [o.onnx, results[o.onnx].dims])));
     const out: Feeds = {};
     for (const o of session.lowered.outputs) out[`${o.role === "output" ? "out" : "val"}:${o.node}`] = results[o.onnx];
     return out;
+  }
+
+  /** Gives a segment's handed-on values back to the pool once nothing reads them any more. */
+  private release(values: Feeds): void {
+    for (const [key, t] of Object.entries(values)) if (key.startsWith("val:")) this.pool.give(t);
   }
 
   /** Storage per activation quantizer of a segment's parametric session: the widest any variant needs there. */
@@ -200,7 +280,7 @@ export class OnnxProgram {
         return q ? { kind: "constant", data: q.dataSync() as Float32Array } : { kind: "constant" };
       });
       for (const input of lowered.inputs) if (input.kind === "quantizer") fixed[input.onnx] = this.scalar(input, encodings.get(input.quantizer)!);
-      made = createSession(lowered.bytes).then((session) => ({ lowered, session, fixed }));
+      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered, session, fixed, outputDims: new Map() }));
       this.sessions.set(id, made);
     }
     return made;
@@ -219,7 +299,7 @@ export class OnnxProgram {
       }
       const weighted = new Set(sites.filter((x) => x.kind !== "activation").map((x) => `${x.node}/${x.param}`));
       const lowered = this.lowerSegment(segment, quantizers, (node, param) => (weighted.has(`${node.name}/${param}`) ? { kind: "input" } : { kind: "constant" }));
-      made = createSession(lowered.bytes).then((session) => ({ lowered, session, fixed: {} }));
+      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered, session, fixed: {}, outputDims: new Map() }));
       this.sessions.set(id, made);
     }
     return made;
