@@ -80,6 +80,8 @@ export { crossLayerEqualization } from "./fix/cross-layer-equalization";
 export type { CleResult } from "./fix/cross-layer-equalization";
 export { equalizingScales } from "./fix/cross-layer-equalization";
 export { exportQuantizedModel } from "./export/tfjs-quantized";
+export { exportOnnxModel } from "./export/onnx-model";
+export type { OnnxExportResult } from "./export/onnx-model";
 export type { ExportOptions, ExportResult, ExportedWeight } from "./export/tfjs-quantized";
 export { debugFlow } from "./flow/debug-flow";
 export type { DebugFlowResult } from "./flow/debug-flow";

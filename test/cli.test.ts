@@ -103,6 +103,7 @@ describe("CLI", () => {
     const html = fs.readFileSync(path.join(out, "report.html"), "utf8");
     assert.equal((html.match(/class="chart"/g) ?? []).length, record.steps.length + 1, "the flow view and one view per step");
     const model = path.join(out, "model");
+    assert.ok(fs.statSync(path.join(model, "model.onnx")).size > 10000, "the ONNX model is written beside the TF.js one");
     assert.ok(Object.keys(JSON.parse(fs.readFileSync(path.join(model, "encodings.json"), "utf8")).param_encodings).length > 10);
     // The exported model: folded, with quantized kernels, and the graph it loads into is the final simulation's.
     const json = JSON.parse(fs.readFileSync(path.join(model, "model.json"), "utf8"));

@@ -202,7 +202,7 @@ describe("ONNX export", () => {
       assert.deepEqual(fs.readdirSync(dir).sort(), ["model.encodings.json", "model.onnx"]);
       assert.ok(result.qdq.includes("Conv1_relu.output") && result.floatCodes.includes("block_1_add.output"), JSON.stringify(result));
       assert.equal(result.weights.length, sim.sites.filter((s) => s.kind === "weight").length);
-      const encodings = JSON.parse(fs.readFileSync(result.encodingsJson, "utf8"));
+      const encodings = JSON.parse(fs.readFileSync(result.encodingsJson!, "utf8"));
       assert.equal(encodings.param_encodings["Conv1/kernel"][0].bitwidth, 4);
       // The exported model, run as a simulation (no QDQ fusion), gives the engine's simulated outputs bit for bit.
       const session = await createSession(fs.readFileSync(result.modelOnnx), { threads: 1 });

@@ -61,11 +61,13 @@ describe("quantization simulation", () => {
   });
 
   it("rejects bad settings and unknown names with a clear error", () => {
-    assert.throws(() => QuantSim.create(graph, { weights: { bitwidth: 7.5 } }), /weights: invalid bitwidth: 7.5/);
-    assert.throws(() => QuantSim.create(graph, { activations: { bitwidth: 33 } }), /invalid bitwidth: 33/);
-    assert.throws(() => QuantSim.create(graph, { weights: { bitwidth: 1 } }), /invalid bitwidth: 1/);
+    // The config is checked against the shipped schema first, so the messages name the key path.
+    assert.throws(() => QuantSim.create(graph, { weights: { bitwidth: 7.5 } }), /weights\.bitwidth must be an integer, got 7\.5/);
+    assert.throws(() => QuantSim.create(graph, { activations: { bitwidth: 33 } }), /activations\.bitwidth must be at most 32, got 33/);
+    assert.throws(() => QuantSim.create(graph, { weights: { bitwidth: 1 } }), /weights\.bitwidth must be at least 2, got 1/);
+    assert.throws(() => QuantSim.create(graph, { wieghts: { bitwidth: 4 } } as never), /unknown key "wieghts" at the top level \(allowed: .*weights/);
     assert.throws(() => QuantSim.create(graph, { overrides: { "no_such_layer.*": { bitwidth: 4 } } }), /override "no_such_layer\.\*" matches no quantizer/);
-    assert.throws(() => QuantSim.create(graph, { activations: { rangeMethod: "best" as never } }), /invalid rangeMethod: "best"/);
+    assert.throws(() => QuantSim.create(graph, { activations: { rangeMethod: "best" as never } }), /activations\.rangeMethod must be one of minmax, percentile, sqnr, mse, got "best"/);
     assert.throws(() => QuantSim.create(graph).encodingOf("r1.output"), /calibrate the simulation first/);
   });
 

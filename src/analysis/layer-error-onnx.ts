@@ -4,6 +4,7 @@ import { Batch, Dataset } from "../data/types";
 import { bakedSimulation } from "../engine/onnx/baked-sim";
 import { lowerGraph, LoweredModel } from "../engine/onnx/lower-graph";
 import { createSession, requireOrt } from "../engine/onnx/runtime";
+import { memoryBudget } from "../engine/onnx/memory";
 import { ProgressFn } from "../progress";
 import { QuantSim } from "../quant/quantsim";
 import { forEachBatch } from "../runner/for-each-batch";
@@ -83,7 +84,7 @@ export async function layerErrorOnnx(
     const byNode = (run: Run, results: Ort.InferenceSession.ReturnType) => new Map(run.lowered.outputs.map((o) => [o.node, results[o.onnx]]));
     const { examples } = await forEachBatch(graph, data, { task: "per-layer error", onProgress: options.onProgress }, async (batch) => {
       const n = batch.inputs[0].shape[0];
-      const step = chunkSize(nodes.map((x) => graph.node(x)), batch, options.budgetBytes ?? 512 * 2 ** 20);
+      const step = chunkSize(nodes.map((x) => graph.node(x)), batch, options.budgetBytes ?? memoryBudget() / 3);
       for (let start = 0; start < n; start += step) {
         const size = Math.min(step, n - start);
         const inputs = batch.inputs.map((t) => (size === n ? t : tf.slice(t, start, size)));

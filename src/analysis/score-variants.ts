@@ -10,6 +10,7 @@ import { QuantSim } from "../quant/quantsim";
 import { onnxCanRun } from "../engine/onnx/support";
 import { OnnxProgram } from "../engine/onnx/program";
 import { engineThreads } from "../engine/onnx/runtime";
+import { engineChunks } from "../engine/onnx/memory";
 import { allBypassed } from "./variants";
 
 /** One simulation to score, and (for the cached sweep) the nodes it quantizes first. */
@@ -89,14 +90,23 @@ async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly
     const needsReference = options.metric !== "accuracy";
     const all = [...(needsReference ? [{ key: referenceKey, sim: reference }] : []), ...variants];
     await forEachBatch(graph, data, { task: options.task ?? "scoring", onProgress: options.onProgress }, async (batch) => {
-      let kept: tf.Tensor[] = [];
-      try {
-        await program.run(batch.inputs, all, (key, outputs) => {
-          if (key === referenceKey) kept = outputs.map((t) => t.clone());
-          else accumulators.get(key)!.add(outputs, needsReference ? kept : undefined, batch.labels);
-        });
-      } finally {
-        tf.dispose(kept);
+      // Sub-batches keep the sessions' memory within the budget; metrics stream over them.
+      const chunks = engineChunks(graph, batch.inputs);
+      let start = 0;
+      for (const inputs of chunks) {
+        const size = inputs[0].shape[0];
+        const labels = batch.labels && chunks.length > 1 ? tf.slice(batch.labels, start, size) : batch.labels;
+        let kept: tf.Tensor[] = [];
+        try {
+          await program.run(inputs, all, (key, outputs) => {
+            if (key === referenceKey) kept = outputs.map((t) => t.clone());
+            else accumulators.get(key)!.add(outputs, needsReference ? kept : undefined, labels);
+          });
+        } finally {
+          tf.dispose(kept);
+          if (chunks.length > 1) tf.dispose([...inputs, ...(labels ? [labels] : [])]);
+        }
+        start += size;
       }
       examples += batch.inputs[0].shape[0];
       options.onPartial?.(new Map([...accumulators].map(([k, a]) => [k, a.score()])), examples);

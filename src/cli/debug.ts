@@ -7,6 +7,7 @@ import { debugFlow } from "../flow/debug-flow";
 import { FlowStep } from "../flow/flow-types";
 import { StepTimer } from "../progress";
 import { exportQuantizedModel } from "../export/tfjs-quantized";
+import { exportOnnxModel } from "../export/onnx-model";
 import { buildReport } from "../report/report";
 import { reportDate, withoutTimings } from "../report/reproducible";
 import { numberFlag, parseArgs } from "./args";
@@ -18,7 +19,8 @@ export const DEBUG_USAGE = `qdebug debug <model.json> --data <data> --target <dr
   keeping only the fixes that help. Writes <dir>/record.json (every step, in order,
   with its score and finding), steps.csv, report.html, and the fixed model in
   <dir>/model/: model.json and weights in TF.js's quantized format (loadable by
-  tf.loadLayersModel) plus AIMET's encodings.json (activation encodings included).
+  tf.loadLayersModel) plus AIMET's encodings.json (activation encodings included), and
+  model.onnx (weights on their grid, activation quantizers as QuantizeLinear/DequantizeLinear).
   --target      largest acceptable drop from FP32, in metric units (0.01 = 1 point of accuracy)
   --metric      accuracy | agreement | sqnr | mse | psnr (default: accuracy with labels, else agreement)
   --eval N      evaluate on the first N examples (default: all)
@@ -68,13 +70,15 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     const exported = await timer.run("export", () => exportQuantizedModel(result.sim, args.positionals[0], path.join(output.dir, "model")));
     const quantized = exported.weights.filter((w) => w.dtype !== "float32").length;
     out(`\nexported the model to ${path.join(outDir, "model")}: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.quantized} bytes (float32: ${exported.bytes.float32})`);
+    const onnx = await timer.run("ONNX export", async () => exportOnnxModel(result.sim, path.join(output.dir, "model"), { encodings: false }));
+    out(`and as ONNX (model.onnx): weights on their grid, ${onnx.qdq.length} activation quantizers as QuantizeLinear/DequantizeLinear${onnx.floatCodes.length ? `, ${onnx.floatCodes.length} wider ones as Div/Round/Clip/Mul` : ""}`);
     const html = buildReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · allowed drop ${target} · ${reportDate()}`, [
       { step: "The flow", diagnosis: record.diagnosis, views: [viewOf(record)] },
       ...record.steps.map((s) => ({ step: `${s.index}. ${s.title}`, diagnosis: s.finding, views: [viewOf(s)] })),
     ]);
     fs.writeFileSync(path.join(output.dir, "report.html"), html);
     output.commit();
-    out(`wrote ${files.length + 1} files to ${outDir} (record.json, steps.csv, report.html) and the model in ${path.join(outDir, "model")} (model.json, weights, encodings.json)`);
+    out(`wrote ${files.length + 1} files to ${outDir} (record.json, steps.csv, report.html) and the model in ${path.join(outDir, "model")} (model.json, weights, encodings.json, model.onnx)`);
     timer.finish();
     return record.met ? 0 : 3;
   } finally {

@@ -7,7 +7,8 @@ import { QuantSim } from "../quant/quantsim";
 
 export interface OnnxExportResult {
   modelOnnx: string;
-  encodingsJson: string;
+  /** Null when left out (`encodings: false`). */
+  encodingsJson: string | null;
   /** Activation quantizers written as QuantizeLinear → DequantizeLinear (8- or 16-bit codes). */
   qdq: string[];
   /** Activation quantizers of wider grids, written as Div → Round → Clip → Mul. */
@@ -24,22 +25,23 @@ export interface OnnxExportResult {
  * inputs and outputs in the TF.js model's own layout (NHWC); AIMET's
  * encodings.json beside it. Both files appear together or not at all.
  */
-export function exportOnnxModel(sim: QuantSim, outDir: string, options: { name?: string } = {}): OnnxExportResult {
+export function exportOnnxModel(sim: QuantSim, outDir: string, options: { name?: string; encodings?: boolean } = {}): OnnxExportResult {
   const { quantizers, paramSource, qdq, floatCodes, weights } = bakedSimulation(sim, "exportOnnxModel");
   const lowered = lowerGraph(sim.graph, { quantizers, paramSource });
   const base = options.name ?? "model";
   const modelOnnx = path.join(outDir, `${base}.onnx`);
   const encodingsJson = path.join(outDir, `${base}.encodings.json`);
+  const files: [string, string | Uint8Array][] = [[modelOnnx, lowered.bytes]];
+  // Callers that already write AIMET's encodings (the TF.js export beside it) can leave them out.
+  if (options.encodings !== false) files.push([encodingsJson, `${JSON.stringify(exportEncodings(sim), null, 2)}\n`]);
   fs.mkdirSync(outDir, { recursive: true });
-  // Temporary names first, renamed once both are complete.
-  const tmp = [`${modelOnnx}.tmp-${process.pid}`, `${encodingsJson}.tmp-${process.pid}`];
+  // Temporary names first, renamed once every file is complete.
+  const tmp = files.map(([file]) => `${file}.tmp-${process.pid}`);
   try {
-    fs.writeFileSync(tmp[0], lowered.bytes);
-    fs.writeFileSync(tmp[1], `${JSON.stringify(exportEncodings(sim), null, 2)}\n`);
-    fs.renameSync(tmp[0], modelOnnx);
-    fs.renameSync(tmp[1], encodingsJson);
+    files.forEach(([, bytes], i) => fs.writeFileSync(tmp[i], bytes));
+    files.forEach(([file], i) => fs.renameSync(tmp[i], file));
   } finally {
     for (const t of tmp) fs.rmSync(t, { force: true });
   }
-  return { modelOnnx, encodingsJson, qdq, floatCodes, weights };
+  return { modelOnnx, encodingsJson: options.encodings !== false ? encodingsJson : null, qdq, floatCodes, weights };
 }

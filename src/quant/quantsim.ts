@@ -20,6 +20,7 @@ import {
   SettingsPatch,
 } from "./settings";
 import { TensorStats } from "./stats";
+import { validateConfig } from "./config-schema";
 import { onnxCanRun } from "../engine/onnx/support";
 import { runTaps } from "../engine/onnx/taps";
 
@@ -87,6 +88,8 @@ export class QuantSim {
 
   /** A simulation of `graph` with AIMET-like defaults, then `config`. Not calibrated yet. */
   static create(graph: Graph, config: QuantSimConfig = {}): QuantSim {
+    // The same check as a config file gets: a misspelled key ("wieghts") is an error, not a silent default.
+    validateConfig(config);
     return new QuantSim(graph, config, { stats: undefined, fixed: new Map(), frozen: new Map(), layers: [] });
   }
 

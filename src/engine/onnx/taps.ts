@@ -4,6 +4,8 @@ import { ProgressFn } from "../../progress";
 import { forEachBatch, RunSummary } from "../../runner/for-each-batch";
 import { lowerGraph } from "./lower-graph";
 import { createSession, requireOrt } from "./runtime";
+import { engineChunks } from "./memory";
+import * as tf from "@tensorflow/tfjs";
 
 /**
  * One FP32 pass over `data` with ONNX Runtime that hands the values of the
@@ -22,14 +24,22 @@ export async function runTaps(
   const session = await createSession(lowered.bytes);
   try {
     return await forEachBatch(graph, data, { task: options.task ?? "forward", onProgress: options.onProgress }, async (batch) => {
-      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-      for (const input of lowered.inputs) {
-        if (input.kind !== "model") continue;
-        const t = batch.inputs[graph.inputs.indexOf(input.node)];
-        feeds[input.onnx] = t.dtype === "int32" ? new ort.Tensor("int32", t.dataSync() as Int32Array, t.shape) : new ort.Tensor("float32", t.dataSync() as Float32Array, t.shape);
+      // Every tapped value is returned at once: sub-batches keep that within the memory budget.
+      const chunks = engineChunks(graph, batch.inputs, 3);
+      try {
+        for (const inputs of chunks) {
+          const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+          for (const input of lowered.inputs) {
+            if (input.kind !== "model") continue;
+            const t = inputs[graph.inputs.indexOf(input.node)];
+            feeds[input.onnx] = t.dtype === "int32" ? new ort.Tensor("int32", t.dataSync() as Int32Array, t.shape) : new ort.Tensor("float32", t.dataSync() as Float32Array, t.shape);
+          }
+          const results = await session.run(feeds);
+          for (const o of lowered.outputs) onValues(o.node, results[o.onnx].data as Float32Array);
+        }
+      } finally {
+        if (chunks.length > 1) chunks.forEach((c) => tf.dispose(c));
       }
-      const results = await session.run(feeds);
-      for (const o of lowered.outputs) onValues(o.node, results[o.onnx].data as Float32Array);
     });
   } finally {
     await session.release();
