@@ -74,7 +74,7 @@ export class OnnxProgram {
 
   constructor(graph: Graph, sites: readonly QuantizerSite[], options: { segments?: number; lanes?: number } = {}) {
     this.graph = graph;
-    this.lanes = Math.max(1, Math.min(Number(process.env.QDEBUG_LANES) || options.lanes || 1, engineThreads()));
+    this.lanes = Math.max(1, Math.min(options.lanes ?? 1, engineThreads()));
     this.threads = Math.max(1, Math.floor(engineThreads() / this.lanes));
     const fusedOutputs = new Set([...graph.inputs, ...sites.filter((s) => s.kind === "activation").map((s) => s.node)]);
     this.segments = planSegments(graph, options.segments ?? 10, fusedOutputs);

@@ -41,16 +41,19 @@ export function engineThreads(): number {
  * DequantizeLinear pairs stay a simulation in float rather than being replaced
  * by integer kernels with other rounding.
  */
-export async function createSession(bytes: Uint8Array, options: { threads?: number; level?: "disabled" | "basic" | "extended" | "all" } = {}): Promise<Ort.InferenceSession> {
+export async function createSession(bytes: Uint8Array, options: { threads?: number } = {}): Promise<Ort.InferenceSession> {
   const ort = requireOrt();
   return ort.InferenceSession.create(bytes, {
     intraOpNumThreads: options.threads ?? engineThreads(),
     interOpNumThreads: 1,
-    graphOptimizationLevel: options.level ?? (process.env.QDEBUG_ORT_LEVEL as "all") ?? "all",
+    graphOptimizationLevel: "all",
     executionMode: "sequential",
     // Memory patterns double the cost of the first runs, and sessions here are many and short-lived.
-    enableMemPattern: process.env.QDEBUG_ORT_MEMPATTERN === "1",
-    enableCpuMemArena: process.env.QDEBUG_ORT_ARENA !== "0",
-    extra: { session: { disable_quant_qdq: "1", "intra_op.allow_spinning": process.env.QDEBUG_ORT_SPIN ?? "0" } },
+    enableMemPattern: false,
+    // Without its arena, ORT allocates every activation afresh on each run: ten times slower here.
+    enableCpuMemArena: true,
+    // Idle sessions must not spin: a sweep holds many, and two cores.
+    extra: { session: { disable_quant_qdq: "1", "intra_op.allow_spinning": "0" } },
   });
 }
+
