@@ -8,6 +8,7 @@ import { QuantSim } from "../../quant/quantsim";
 import { lowerGraph, LoweredModel, ParamSource, QuantizerLowering } from "./lower-graph";
 import { createSession, engineThreads, requireOrt } from "./runtime";
 import { planSegments, Segment } from "./segments";
+import { bakedSimulation } from "./baked-sim";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
 
 /** One simulation to run, named by `key`. */
@@ -21,8 +22,6 @@ type Feeds = Record<string, Ort.Tensor>;
 interface Session {
   lowered: LoweredModel;
   session: Ort.InferenceSession;
-  /** Feeds that do not change from run to run (a constant session's quantizer encodings). */
-  fixed: Feeds;
   /** Output shapes by batch size, learned from the first run. */
   outputDims: Map<number, Map<string, readonly number[]>>;
 }
@@ -198,7 +197,7 @@ export class OnnxProgram {
 
   /** Runs one segment; returns its values by role: "val:<node>" handed on, "out:<node>" graph outputs. */
   private async runSegment(s: number, session: Session, carried: Feeds, modelInputs: Feeds, sim: QuantSim | undefined): Promise<Feeds> {
-    const feeds: Feeds = { ...session.fixed };
+    const feeds: Feeds = {};
     for (const input of session.lowered.inputs) {
       if (input.kind === "model") feeds[input.onnx] = modelInputs[`in:${input.node}`];
       else if (input.kind === "fed") feeds[input.onnx] = carried[`val:${input.node}`];
@@ -260,31 +259,14 @@ export class OnnxProgram {
     const id = `${segment.index}|const|${key}`;
     let made = this.sessions.get(id);
     if (!made) {
-      const sites = this.sitesBySegment[segment.index];
-      const quantizers = new Map<string, QuantizerLowering>();
-      const fixed: Feeds = {};
-      const encodings = new Map<string, ReturnType<typeof quantizerFeeds> & { storage: QuantizerLowering["storage"] }>();
-      for (const site of sites) {
-        if (site.kind !== "activation") continue;
-        const enc = sim.encodingOf(site.name) as Encoding | null;
-        if (!enc) continue;
-        const storage = storageFor(enc);
-        const max = storage === "uint8" ? 255 : 65535;
-        quantizers.set(site.node, { name: site.name, storage, clip: storage !== "float" && enc.numSteps < max, switchable: false });
-        encodings.set(site.name, { ...quantizerFeeds(enc, storage), storage });
-      }
-      const weightSites = new Map(sites.filter((x) => x.kind !== "activation").map((x) => [`${x.node}/${x.param}`, x]));
-      const lowered = this.lowerSegment(segment, quantizers, (node, param) => {
-        const site = weightSites.get(`${node.name}/${param}`);
-        const q = site && sim.quantizedParam(site.name);
-        return q ? { kind: "constant", data: q.dataSync() as Float32Array } : { kind: "constant" };
-      });
-      for (const input of lowered.inputs) if (input.kind === "quantizer") fixed[input.onnx] = this.scalar(input, encodings.get(input.quantizer)!);
-      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered, session, fixed, outputDims: new Map() }));
+      const { quantizers, paramSource } = bakedSimulation(sim, "ONNX Runtime engine");
+      const lowered = this.lowerSegment(segment, quantizers, paramSource);
+      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered, session, outputDims: new Map() }));
       this.sessions.set(id, made);
     }
     return made;
   }
+
 
   /** The segment's session with every weight and encoding fed per run, and every quantizer switchable. */
   private parametricSession(segment: Segment, storage: Map<string, QuantizerLowering["storage"]>): Promise<Session> {
@@ -299,7 +281,7 @@ export class OnnxProgram {
       }
       const weighted = new Set(sites.filter((x) => x.kind !== "activation").map((x) => `${x.node}/${x.param}`));
       const lowered = this.lowerSegment(segment, quantizers, (node, param) => (weighted.has(`${node.name}/${param}`) ? { kind: "input" } : { kind: "constant" }));
-      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered, session, fixed: {}, outputDims: new Map() }));
+      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered, session, outputDims: new Map() }));
       this.sessions.set(id, made);
     }
     return made;
