@@ -317,13 +317,13 @@ export class OnnxProgram {
         const storage = storages.get(input.quantizer) ?? "float";
         // A switched-off quantizer still computes (Where picks the original): any harmless encoding will do.
         const values = enc ? quantizerFeeds(enc, storage) : { scale: 1, zeroPoint: 0, lo: -1, hi: 1 };
-        feeds[input.onnx] = this.scalar(input, { ...values, storage });
+        feeds[input.onnx] = this.scalar(input, values);
       }
     }
     return feeds;
   }
 
-  private scalar(input: { field: string; dtype: string }, v: ReturnType<typeof quantizerFeeds> & { storage: QuantizerLowering["storage"] }): Ort.Tensor {
+  private scalar(input: { field: string; dtype: string }, v: ReturnType<typeof quantizerFeeds>): Ort.Tensor {
     switch (input.field) {
       case "scale":
         return new this.ort.Tensor("float32", new Float32Array([v.scale]), []);
