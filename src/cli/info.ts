@@ -3,6 +3,7 @@ import { activeEngine } from "../engine/engine";
 import { loadGraph, loadLayersModelFromFile } from "../graph/load-model";
 import { verifyAgainstModel, VerifyResult } from "../graph/verify";
 import { parseArgs } from "./args";
+import { checkFlags } from "./flag-rules";
 import { textTable } from "./table";
 
 export const INFO_USAGE = `qdebug info <model.json> [--json] [--verify] [--backend wasm|cpu|tensorflow]
@@ -12,6 +13,7 @@ export const INFO_USAGE = `qdebug info <model.json> [--json] [--verify] [--backe
 
 export async function info(argv: readonly string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, { boolean: ["json", "verify"], value: ["backend"] });
+  checkFlags(args);
   if (args.positionals.length !== 1) throw new Error(`info needs one model path\n${INFO_USAGE}`);
   const backend = await useBackend(args.flags.get("backend") as string | undefined);
   const file = args.positionals[0];

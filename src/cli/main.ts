@@ -26,7 +26,9 @@ ${analyze.ANALYZE_USAGE}
 
 ${debug.DEBUG_USAGE}
 
-The backend can also be forced with QDEBUG_BACKEND=wasm|cpu|tensorflow.`;
+The backend can also be forced with QDEBUG_BACKEND=wasm|cpu|tensorflow.
+Analyses run on ONNX Runtime when onnxruntime-node loads: QDEBUG_ENGINE=onnx|tfjs forces one,
+QDEBUG_THREADS=N sets its threads, QDEBUG_MEMORY=1.5GB bounds its activations.`;
 }
 
 /** CLI entry: returns the process exit code; errors propagate to bin/qdebug.js, which prints them. */
