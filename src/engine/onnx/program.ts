@@ -202,7 +202,12 @@ export class OnnxProgram {
       if (input.kind === "model") feeds[input.onnx] = modelInputs[`in:${input.node}`];
       else if (input.kind === "fed") feeds[input.onnx] = carried[`val:${input.node}`];
     }
-    if (sim) Object.assign(feeds, this.variantFeeds(session.lowered, sim));
+    if (sim) {
+      Object.assign(feeds, this.variantFeeds(session.lowered, sim));
+      // The variant's quantized weights now live in the feeds' cache: free the simulation's tfjs copies,
+      // which would otherwise pile up in the wasm heap across a sweep's hundred variants.
+      sim.dispose();
+    }
     // Values handed to the next segment go into pooled buffers: ORT's own output allocation costs more than
     // the segment's compute on large activations. Their shapes are known after the first run at a batch size.
     const batch = Object.values(feeds).find((t) => t.dims.length > 0)?.dims[0] ?? 0;
@@ -296,12 +301,13 @@ export class OnnxProgram {
     for (const i of lowered.inputs) if (i.kind === "quantizer" && i.field === "zeroPoint") storages.set(i.quantizer, i.dtype as "uint8" | "uint16");
     for (const input of lowered.inputs) {
       if (input.kind === "param") {
+        // Keyed by the grid, so variants that quantize a weight alike share one copy, made once.
         const site = siteOf.get(`${input.node}/${input.key}`);
-        const q = site && sim.quantizedParam(site.name);
-        const source = q ?? this.graph.node(input.node).params[input.key];
-        const cacheKey = q ? `${site!.name}|${segmentKey(sim, [site!])}` : `${input.node}/${input.key}|fp32`;
+        const quantized = site !== undefined && sim.encodingOf(site.name) !== null;
+        const cacheKey = quantized ? `${site.name}|${segmentKey(sim, [site])}` : `${input.node}/${input.key}|fp32`;
         let t = this.weightData.get(cacheKey);
         if (!t) {
+          const source = quantized ? sim.quantizedParam(site.name)! : this.graph.node(input.node).params[input.key];
           const data = source.dataSync() as Float32Array;
           const { data: d, dims } = input.layout ? input.layout(data, source.shape) : { data, dims: source.shape };
           t = new this.ort.Tensor("float32", d, dims);
