@@ -3,29 +3,15 @@ import type * as Ort from "onnxruntime-node";
 import { Batch, Dataset } from "../data/types";
 import { bakedSimulation } from "../engine/onnx/baked-sim";
 import { lowerGraph, LoweredModel } from "../engine/onnx/lower-graph";
-import { createSession, requireOrt } from "../engine/onnx/runtime";
+import { createSession, toOrtTensor } from "../engine/onnx/runtime";
 import { memoryBudget } from "../engine/onnx/memory";
 import { ProgressFn } from "../progress";
 import { QuantSim } from "../quant/quantsim";
 import { forEachBatch } from "../runner/for-each-batch";
 
-/** Squared error and signal of one node's output, streamed over batches (flat values: the layout does not matter). */
-export class ArrayErrorSum {
-  sqErr = 0;
-  sqRef = 0;
-  count = 0;
-  add(out: ArrayLike<number>, ref: ArrayLike<number>): void {
-    let e = 0;
-    let r = 0;
-    for (let i = 0; i < ref.length; i++) {
-      const d = out[i] - ref[i];
-      e += d * d;
-      r += ref[i] * ref[i];
-    }
-    this.sqErr += e;
-    this.sqRef += r;
-    this.count += ref.length;
-  }
+/** Where a node's error accumulates (layerError's ErrorSum). */
+export interface ErrorSink {
+  addValues(out: ArrayLike<number>, ref: ArrayLike<number>): void;
 }
 
 interface Run {
@@ -50,10 +36,9 @@ export async function layerErrorOnnx(
   data: Dataset,
   nodes: readonly string[],
   locals: ReadonlyMap<string, QuantSim>,
-  sums: { propagated: Map<string, ArrayErrorSum>; local: Map<string, ArrayErrorSum> },
+  sums: { propagated: ReadonlyMap<string, ErrorSink>; local: ReadonlyMap<string, ErrorSink> },
   options: { onProgress?: ProgressFn; budgetBytes?: number },
 ): Promise<number> {
-  const ort = requireOrt();
   const graph = sim.graph;
   const taps = nodes.map((node) => ({ node }));
   const runs: Run[] = [];
@@ -72,13 +57,9 @@ export async function layerErrorOnnx(
       const inputs = [...new Set(graph.node(node).inputs)];
       single.set(node, await open(lowerGraph(graph, { outputs: [], taps: [{ node }], fed: inputs, layouts: fp32.lowered.values, quantizers: b.quantizers, paramSource: b.paramSource })));
     }
-    const feedsOf = (run: Run, inputs: tf.Tensor[]) => {
+    const feedsOf = (run: Run, model: ReadonlyMap<string, Ort.Tensor>) => {
       const feeds: Record<string, Ort.Tensor> = {};
-      for (const i of run.lowered.inputs) {
-        if (i.kind !== "model") continue;
-        const t = inputs[graph.inputs.indexOf(i.node)];
-        feeds[i.onnx] = t.dtype === "int32" ? new ort.Tensor("int32", t.dataSync() as Int32Array, t.shape) : new ort.Tensor("float32", t.dataSync() as Float32Array, t.shape);
-      }
+      for (const i of run.lowered.inputs) if (i.kind === "model") feeds[i.onnx] = model.get(i.node)!;
       return feeds;
     };
     const byNode = (run: Run, results: Ort.InferenceSession.ReturnType) => new Map(run.lowered.outputs.map((o) => [o.node, results[o.onnx]]));
@@ -89,19 +70,17 @@ export async function layerErrorOnnx(
         const size = Math.min(step, n - start);
         const inputs = batch.inputs.map((t) => (size === n ? t : tf.slice(t, start, size)));
         try {
-          const reference = byNode(fp32, await fp32.session.run(feedsOf(fp32, inputs)));
-          const whole = byNode(quantized, await quantized.session.run(feedsOf(quantized, inputs)));
-          for (const node of nodes) sums.propagated.get(node)!.add(whole.get(node)!.data as Float32Array, reference.get(node)!.data as Float32Array);
+          // The batch's model inputs, read once for every session of this chunk.
+          const model = new Map(graph.inputs.map((name, i) => [name, toOrtTensor(inputs[i])]));
+          const reference = byNode(fp32, await fp32.session.run(feedsOf(fp32, model)));
+          const whole = byNode(quantized, await quantized.session.run(feedsOf(quantized, model)));
+          for (const node of nodes) sums.propagated.get(node)!.addValues(whole.get(node)!.data as Float32Array, reference.get(node)!.data as Float32Array);
           for (const [node, run] of single) {
-            const feeds: Record<string, Ort.Tensor> = {};
-            const model = feedsOf(run, inputs);
-            for (const i of run.lowered.inputs) {
-              if (i.kind === "model") feeds[i.onnx] = model[i.onnx];
-              // A node fed by a model input that is no tap (int32 ids) reads it from the batch.
-              else if (i.kind === "fed") feeds[i.onnx] = reference.get(i.node) ?? feedsOf(fp32, inputs)[i.node];
-            }
+            const feeds = feedsOf(run, model);
+            // A node fed by a model input that is no tap (int32 ids) reads it from the batch.
+            for (const i of run.lowered.inputs) if (i.kind === "fed") feeds[i.onnx] = reference.get(i.node) ?? model.get(i.node)!;
             const out = (await run.session.run(feeds))[run.lowered.outputs[0].onnx];
-            sums.local.get(node)!.add(out.data as Float32Array, reference.get(node)!.data as Float32Array);
+            sums.local.get(node)!.addValues(out.data as Float32Array, reference.get(node)!.data as Float32Array);
           }
         } finally {
           if (size !== n) tf.dispose(inputs);

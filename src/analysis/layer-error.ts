@@ -8,7 +8,7 @@ import { forwardKeepingAll, unchangedBy } from "../runner/intermediates";
 import { descendants } from "./score-variants";
 import { onlyEnabled } from "./variants";
 import { onnxCanRun } from "../engine/onnx/support";
-import { ArrayErrorSum, layerErrorOnnx } from "./layer-error-onnx";
+import { layerErrorOnnx } from "./layer-error-onnx";
 
 /** Error of one node's output against FP32. */
 export interface ErrorStats {
@@ -55,6 +55,15 @@ class ErrorSum {
     this.sqRef += r;
     this.count += out.size;
   }
+  /** The same from flat values (the ONNX engine's, in any layout: the sums do not depend on it). */
+  addValues(out: ArrayLike<number>, ref: ArrayLike<number>): void {
+    for (let i = 0; i < ref.length; i++) {
+      const d = out[i] - ref[i];
+      this.sqErr += d * d;
+      this.sqRef += ref[i] * ref[i];
+    }
+    this.count += ref.length;
+  }
   stats(step: number | null): ErrorStats {
     const mse = this.count ? this.sqErr / this.count : 0;
     return {
@@ -84,15 +93,12 @@ export async function layerError(sim: QuantSim, data: Dataset, options: { onProg
   const whole = sim.with({});
   let examples: number;
   if (onnxCanRun(graph, [whole, ...[...locals.values()].map((l) => l.sim)])) {
-    const sums = { propagated: new Map(nodes.map((n) => [n.name, new ArrayErrorSum()])), local: new Map([...byNode.keys()].map((n) => [n, new ArrayErrorSum()])) };
     try {
-      examples = await layerErrorOnnx(whole, data, nodes.map((n) => n.name), new Map([...locals].map(([n, l]) => [n, l.sim])), sums, { onProgress: options.onProgress });
+      examples = await layerErrorOnnx(whole, data, nodes.map((n) => n.name), new Map([...locals].map(([n, l]) => [n, l.sim])), { propagated, local }, { onProgress: options.onProgress });
     } finally {
       for (const l of locals.values()) l.sim.dispose();
       whole.dispose();
     }
-    for (const [name, s] of sums.propagated) Object.assign(propagated.get(name)!, { sqErr: s.sqErr, sqRef: s.sqRef, count: s.count });
-    for (const [name, s] of sums.local) Object.assign(local.get(name)!, { sqErr: s.sqErr, sqRef: s.sqRef, count: s.count });
   } else try {
     ({ examples } = await forEachBatch(graph, data, { task: "per-layer error", onProgress: options.onProgress }, (batch) => {
       const { outputs, all } = forwardKeepingAll(graph, batch.inputs);

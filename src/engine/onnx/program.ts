@@ -6,7 +6,7 @@ import { Encoding } from "../../quant/encoding";
 import { QuantizerSite } from "../../quant/placement";
 import { QuantSim } from "../../quant/quantsim";
 import { lowerGraph, LoweredModel, ParamSource, QuantizerLowering } from "./lower-graph";
-import { createSession, engineThreads, requireOrt } from "./runtime";
+import { createSession, engineThreads, requireOrt, toOrtTensor } from "./runtime";
 import { planSegments, Segment } from "./segments";
 import { bakedSimulation } from "./baked-sim";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
@@ -185,14 +185,7 @@ export class OnnxProgram {
   }
 
   private modelFeeds(inputs: readonly tf.Tensor[]): Feeds {
-    const feeds: Feeds = {};
-    this.graph.inputs.forEach((name, i) => {
-      const t = inputs[i];
-      feeds[`in:${name}`] = t.dtype === "int32"
-        ? new this.ort.Tensor("int32", t.dataSync() as Int32Array, t.shape)
-        : new this.ort.Tensor("float32", t.dataSync() as Float32Array, t.shape);
-    });
-    return feeds;
+    return Object.fromEntries(this.graph.inputs.map((name, i) => [`in:${name}`, toOrtTensor(inputs[i])]));
   }
 
   /** Runs one segment; returns its values by role: "val:<node>" handed on, "out:<node>" graph outputs. */

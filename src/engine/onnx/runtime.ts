@@ -1,4 +1,5 @@
 import * as os from "os";
+import type * as Tf from "@tensorflow/tfjs";
 import type * as Ort from "onnxruntime-node";
 
 /**
@@ -57,3 +58,9 @@ export async function createSession(bytes: Uint8Array, options: { threads?: numb
   });
 }
 
+
+/** A model input as an ORT tensor: int32 ids stay int32, everything else is float32 (read once from tfjs). */
+export function toOrtTensor(t: Tf.Tensor): Ort.Tensor {
+  const ort = requireOrt();
+  return t.dtype === "int32" ? new ort.Tensor("int32", t.dataSync() as Int32Array, t.shape) : new ort.Tensor("float32", t.dataSync() as Float32Array, t.shape);
+}

@@ -3,7 +3,7 @@ import { Graph } from "../../graph/graph";
 import { ProgressFn } from "../../progress";
 import { forEachBatch, RunSummary } from "../../runner/for-each-batch";
 import { lowerGraph } from "./lower-graph";
-import { createSession, requireOrt } from "./runtime";
+import { createSession, toOrtTensor } from "./runtime";
 import { engineChunks } from "./memory";
 import * as tf from "@tensorflow/tfjs";
 
@@ -19,7 +19,6 @@ export async function runTaps(
   onValues: (node: string, values: Float32Array) => void,
   options: { task?: string; onProgress?: ProgressFn } = {},
 ): Promise<RunSummary> {
-  const ort = requireOrt();
   const lowered = lowerGraph(graph, { outputs: [], taps: nodes.map((node) => ({ node })) });
   const session = await createSession(lowered.bytes);
   try {
@@ -28,11 +27,10 @@ export async function runTaps(
       const chunks = engineChunks(graph, batch.inputs, 3);
       try {
         for (const inputs of chunks) {
-          const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+          const feeds: Record<string, ReturnType<typeof toOrtTensor>> = {};
           for (const input of lowered.inputs) {
             if (input.kind !== "model") continue;
-            const t = inputs[graph.inputs.indexOf(input.node)];
-            feeds[input.onnx] = t.dtype === "int32" ? new ort.Tensor("int32", t.dataSync() as Int32Array, t.shape) : new ort.Tensor("float32", t.dataSync() as Float32Array, t.shape);
+            feeds[input.onnx] = toOrtTensor(inputs[graph.inputs.indexOf(input.node)]);
           }
           const results = await session.run(feeds);
           for (const o of lowered.outputs) onValues(o.node, results[o.onnx].data as Float32Array);
