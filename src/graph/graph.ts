@@ -15,6 +15,15 @@ export interface NodeSummary {
 }
 
 /**
+ * What a model built with a second copy of tfjs looks like from here: tfjs-layers'
+ * `instanceof` checks fail silently (a Sequential walks as empty) and its tensors
+ * belong to another engine. One copy is the cure: tfjs is a peer dependency.
+ */
+const ANOTHER_TFJS =
+  `a model built by another copy of @tensorflow/tfjs than qdebug's (${tf.version.tfjs}) gives this. ` +
+  "Install tfjs once in your project: `npm ls @tensorflow/tfjs-core` lists the copies; qdebug takes tfjs as a peer dependency, so remove any copy nested under node_modules/qdebug";
+
+/**
  * An explicit dataflow graph imported from a layers model. Nodes are kept in
  * execution order (every node after its inputs). The graph owns its parameter
  * tensors: call `dispose()` when done with it.
@@ -34,6 +43,12 @@ export class Graph {
     this.nodes = init.nodes;
     this.inputs = init.inputs;
     this.outputs = init.outputs;
+    if (init.nodes.length === 0) throw new Error(`graph "${init.name}" has no nodes: ${ANOTHER_TFJS}`);
+    for (const n of init.nodes) {
+      for (const [key, t] of Object.entries(n.params)) {
+        if (!(t instanceof tf.Tensor)) throw new Error(`node "${n.name}": parameter "${key}" is not a tensor of the @tensorflow/tfjs qdebug uses: ${ANOTHER_TFJS}`);
+      }
+    }
     this.byName = new Map(init.nodes.map((n) => [n.name, n]));
     if (this.byName.size !== init.nodes.length) throw new Error(`graph "${init.name}" has duplicate node names`);
     this.consumerMap = new Map(init.nodes.map((n) => [n.name, []]));
