@@ -7,7 +7,7 @@ import { Graph } from "../src/graph/graph";
 import { importLayersModel } from "../src/graph/import-layers";
 import { forward } from "../src/runner/forward";
 import { QuantSim } from "../src/quant/quantsim";
-import { exportEncodings, importEncodings } from "../src/quant/aimet-encodings";
+import { exportEncodings, importEncodings, quantizerArgs } from "../src/quant/aimet-encodings";
 import { fp32SanityCheck } from "../src/quant/sanity-check";
 import { Encoding } from "../src/quant/encoding";
 import { buildBlockModel } from "./fixtures/small-models";
@@ -114,6 +114,11 @@ describe("quantization simulation", () => {
     const file = exportEncodings(sim);
     assert.deepEqual(Object.keys(file.activation_encodings).sort(), ["bn3", "fc", "image", "r1", "r2", "r3"]);
     assert.equal(file.param_encodings["c1/kernel"].length, 4, "per-channel: one entry per output channel");
+    // Keys and values as AIMET's extract_global_quantizer_args writes them.
+    assert.deepEqual(file.quantizer_args, { activation_bitwidth: 8, param_bitwidth: 8, dtype: "int", is_symmetric: true, per_channel_quantization: true, quant_scheme: "post_training_tf" });
+    const other = QuantSim.create(graph, { weights: { bitwidth: 4, scheme: "asymmetric" }, activations: { bitwidth: 16, rangeMethod: "sqnr" } });
+    assert.deepEqual(quantizerArgs(other), { activation_bitwidth: 16, param_bitwidth: 4, dtype: "int", is_symmetric: false, per_channel_quantization: false, quant_scheme: "post_training_tf_enhanced" });
+    other.dispose();
     const entry = file.activation_encodings.r1[0];
     assert.deepEqual(Object.keys(entry).sort(), ["bitwidth", "dtype", "is_symmetric", "max", "min", "offset", "scale"]);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-enc-"));

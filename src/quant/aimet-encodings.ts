@@ -2,7 +2,7 @@ import * as fs from "fs";
 import { readJsonFile } from "../json-file";
 import { Encoding, encodingFromAimet, encodingToAimet, AimetEncoding } from "./encoding";
 import { QuantSim } from "./quantsim";
-import { SettingsPatch } from "./settings";
+import { DEFAULT_ACTIVATIONS, DEFAULT_WEIGHTS, SettingsPatch } from "./settings";
 
 /**
  * AIMET's encodings file: `activation_encodings` and `param_encodings`, each
@@ -16,27 +16,55 @@ export interface AimetEncodingsFile {
   activation_encodings: Record<string, AimetEncoding[]>;
   param_encodings: Record<string, AimetEncoding[]>;
   excluded_layers: string[];
-  quantizer_args: Record<string, unknown>;
+  quantizer_args: AimetQuantizerArgs;
+}
+
+/**
+ * The file's `quantizer_args`, with the keys and values AIMET writes
+ * (`extract_global_quantizer_args` in aimet_common/quantsim.py): the simulation's
+ * default weight and activation settings, not its per-quantizer overrides.
+ */
+export interface AimetQuantizerArgs {
+  activation_bitwidth: number;
+  param_bitwidth: number;
+  dtype: "int";
+  /** The weights' scheme, as AIMET's `defaults.params.is_symmetric`. */
+  is_symmetric: boolean;
+  per_channel_quantization: boolean;
+  /** AIMET's QuantScheme name for the activations' range method; "mse" has none in AIMET and is written as is. */
+  quant_scheme: "post_training_tf" | "post_training_tf_enhanced" | "post_training_percentile" | "mse";
+}
+
+/** Our range methods by AIMET's QuantScheme names: min-max is "tf", the SQNR search is "tf_enhanced". */
+const AIMET_QUANT_SCHEME = {
+  minmax: "post_training_tf",
+  sqnr: "post_training_tf_enhanced",
+  percentile: "post_training_percentile",
+  mse: "mse",
+} as const;
+
+export function quantizerArgs(sim: QuantSim): AimetQuantizerArgs {
+  const w = { ...DEFAULT_WEIGHTS, ...sim.config.weights };
+  const a = { ...DEFAULT_ACTIVATIONS, ...sim.config.activations };
+  return {
+    activation_bitwidth: a.bitwidth,
+    param_bitwidth: w.bitwidth,
+    dtype: "int",
+    is_symmetric: w.scheme !== "asymmetric",
+    per_channel_quantization: w.perChannel,
+    quant_scheme: AIMET_QUANT_SCHEME[a.rangeMethod],
+  };
 }
 
 const tensorName = (site: { kind: string; node: string; param?: string }) => (site.kind === "activation" ? site.node : `${site.node}/${site.param}`);
 
 export function exportEncodings(sim: QuantSim): AimetEncodingsFile {
-  const file: AimetEncodingsFile = { version: "0.6.1", activation_encodings: {}, param_encodings: {}, excluded_layers: [], quantizer_args: {} };
+  const file: AimetEncodingsFile = { version: "0.6.1", activation_encodings: {}, param_encodings: {}, excluded_layers: [], quantizer_args: quantizerArgs(sim) };
   for (const q of sim.quantizers()) {
     if (!q.encoding) continue;
     const list = (Array.isArray(q.encoding) ? q.encoding : [q.encoding]).map(encodingToAimet);
     (q.kind === "activation" ? file.activation_encodings : file.param_encodings)[tensorName(q)] = list;
   }
-  const w = sim.config.weights ?? {};
-  const a = sim.config.activations ?? {};
-  file.quantizer_args = {
-    param_bw: w.bitwidth ?? 8,
-    activation_bw: a.bitwidth ?? 8,
-    per_channel_quantization: w.perChannel ?? false,
-    quant_scheme: a.rangeMethod ?? "minmax",
-    dtype: "int",
-  };
   return file;
 }
 
