@@ -9,6 +9,9 @@ import { EXAMPLE_MODEL } from "./fixtures/models";
 import { saveModel } from "./fixtures/save-model";
 import { randomizeWeights, setupBackend } from "./helpers";
 import { writeNpy } from "../src/data/npy";
+import { parseArgs } from "../src/cli/args";
+import { checkFlags } from "../src/cli/flag-rules";
+import { configFromArgs, QUANT_FLAGS } from "../src/cli/quant-run";
 
 async function run(argv: string[]): Promise<{ code: number; text: string }> {
   const lines: string[] = [];
@@ -55,7 +58,7 @@ describe("CLI", () => {
     x.dispose();
     const out = path.join(dir, "q");
     const before = tf.memory().numTensors;
-    const { code, text } = await run(["quantize", modelPath, "--data", path.join(dir, "x.npy"), "--out", out, "--calib", "24", "--batch-size", "16", "--per-channel", "--scheme", "mse"]);
+    const { code, text } = await run(["quantize", modelPath, "--data", path.join(dir, "x.npy"), "--out", out, "--calib", "24", "--batch-size", "16", "--per-channel", "--range-method", "mse", "--w-scheme", "asymmetric", "--a-scheme", "symmetric"]);
     assert.equal(tf.memory().numTensors, before, "the command frees what it made");
     assert.equal(code, 0, text);
     assert.match(text, /FP32 sanity check/);
@@ -65,6 +68,9 @@ describe("CLI", () => {
     const enc = JSON.parse(fs.readFileSync(path.join(out, "encodings.json"), "utf8"));
     assert.equal(enc.param_encodings["c1/kernel"].length, 4);
     assert.ok(enc.activation_encodings.r1[0].scale > 0);
+    assert.equal(enc.param_encodings["c1/kernel"][0].is_symmetric, "False", "--w-scheme asymmetric (AIMET writes the word)");
+    assert.equal(enc.activation_encodings.r1[0].is_symmetric, "True", "--a-scheme symmetric");
+    assert.equal(enc.quantizer_args.quant_scheme, "mse", "--range-method mse");
     const report = JSON.parse(fs.readFileSync(path.join(out, "quantize.json"), "utf8"));
     assert.equal(report.sanity.pass, true);
     assert.equal(report.evaluation.examples, 40);
@@ -119,6 +125,24 @@ describe("CLI", () => {
     await assert.rejects(run(["quantize", modelPath, "--out", out]), /quantize needs --data/);
     await assert.rejects(run(["quantize", modelPath, "--data", path.join(dir, "none"), "--out", out]), /none/);
     assert.ok(!fs.existsSync(out), "a failed run leaves no output folder");
+  });
+
+  it("parses flags strictly (node:util parseArgs): values may start with one dash, --scheme is --range-method's old name", () => {
+    const spec = { boolean: QUANT_FLAGS.boolean, value: [...QUANT_FLAGS.value, "target"] };
+    const args = parseArgs(["m.json", "--data", "mnist", "--target", "-1", "--range-method=sqnr", "--per-channel", "--w-scheme", "strict-symmetric"], spec);
+    assert.deepEqual(args.positionals, ["m.json"]);
+    assert.deepEqual([...args.flags], [["data", "mnist"], ["target", "-1"], ["range-method", "sqnr"], ["per-channel", true], ["w-scheme", "strict-symmetric"]]);
+    const config = configFromArgs(args);
+    assert.equal(config.activations!.rangeMethod, "sqnr");
+    assert.equal(config.weights!.scheme, "strict-symmetric");
+    assert.equal(config.weights!.perChannel, true);
+    assert.equal(configFromArgs(parseArgs(["--scheme", "percentile"], spec)).activations!.rangeMethod, "percentile");
+    assert.throws(() => parseArgs(["--per-channel=yes"], spec), /^Error: --per-channel takes no value$/);
+    assert.throws(() => parseArgs(["--data"], spec), /^Error: --data needs a value$/);
+    assert.throws(() => parseArgs(["--data", "--out", "x"], spec), /^Error: --data needs a value$/);
+    assert.throws(() => parseArgs(["--dat", "x"], spec), /^Error: unknown flag --dat \(flags: --per-channel, --data/);
+    assert.throws(() => checkFlags(parseArgs(["--a-scheme", "symetric"], spec)), /--a-scheme must be one of asymmetric, symmetric, strict-symmetric, unsigned-symmetric, got "symetric"/);
+    assert.throws(() => checkFlags(parseArgs(["--scheme", "mse", "--range-method", "mse"], spec)), /--scheme is the old name of --range-method/);
   });
 
   it("explains what is wrong: missing file, unknown command or option", async () => {

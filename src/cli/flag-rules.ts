@@ -9,6 +9,8 @@ import { ParsedArgs } from "./args";
  */
 type Rule = { whole: true; min: number; max?: number } | { choices: readonly string[] } | { number: (v: number) => boolean; range: string };
 
+const RANGE_METHODS = ["minmax", "percentile", "sqnr", "mse"];
+const SCHEMES = ["asymmetric", "symmetric", "strict-symmetric", "unsigned-symmetric"];
 const whole = (min: number, max?: number): Rule => ({ whole: true, min, max });
 const RULES: Record<string, Rule> = {
   "w-bits": whole(2, 32),
@@ -18,7 +20,11 @@ const RULES: Record<string, Rule> = {
   eval: whole(1),
   "max-raised": whole(0),
   percentile: { number: (v) => v > 0 && v <= 100, range: "in (0, 100]" },
-  scheme: { choices: ["minmax", "percentile", "sqnr", "mse"] },
+  "range-method": { choices: RANGE_METHODS },
+  /** Deprecated alias of --range-method (it never set the scheme). */
+  scheme: { choices: RANGE_METHODS },
+  "w-scheme": { choices: SCHEMES },
+  "a-scheme": { choices: SCHEMES },
   metric: { choices: METRICS },
   granularity: { choices: ["layer", "quantizer"] },
   relu6: { choices: ["relu", "per-channel"] },
@@ -62,5 +68,6 @@ export function checkFlags(args: ParsedArgs): void {
       throw new Error(`--target is the largest acceptable drop from FP32 and must be ${range}, got ${JSON.stringify(target)}`);
     }
   }
+  if (args.flags.has("scheme") && args.flags.has("range-method")) throw new Error("--scheme is the old name of --range-method; give only --range-method");
   if (args.flags.has("per-channel") && args.flags.has("no-per-channel")) throw new Error("--per-channel and --no-per-channel contradict each other; give one");
 }

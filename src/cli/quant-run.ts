@@ -5,6 +5,7 @@ import { Dataset, disposeBatch } from "../data/types";
 import { MetricName, metricName } from "../eval/metric";
 import { Graph } from "../graph/graph";
 import { loadGraph } from "../graph/load-model";
+import { QuantScheme } from "../quant/encoding";
 import { QuantSim } from "../quant/quantsim";
 import { QuantSimConfig, RangeMethod, readConfigFile } from "../quant/settings";
 import { reportDate } from "../report/reproducible";
@@ -13,7 +14,10 @@ import { checkFlags } from "./flag-rules";
 import { OutputSet } from "./output-dir";
 
 /** Quantization options shared by the quantize and analyze commands. */
-export const QUANT_FLAGS = { boolean: ["per-channel"], value: ["data", "labels", "w-bits", "a-bits", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out"] };
+export const QUANT_FLAGS = {
+  boolean: ["per-channel"],
+  value: ["data", "labels", "w-bits", "a-bits", "w-scheme", "a-scheme", "range-method", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out"],
+};
 
 export function configFromArgs(args: ParsedArgs): QuantSimConfig {
   const base: QuantSimConfig = args.flags.has("config") ? readConfigFile(String(args.flags.get("config"))) : {};
@@ -22,8 +26,11 @@ export function configFromArgs(args: ParsedArgs): QuantSimConfig {
   if (args.flags.has("w-bits")) weights.bitwidth = numberFlag(args, "w-bits", 8);
   if (args.flags.has("a-bits")) activations.bitwidth = numberFlag(args, "a-bits", 8);
   if (args.flags.has("per-channel")) weights.perChannel = true;
-  // Checked with the other settings when the simulation is created.
-  if (args.flags.has("scheme")) activations.rangeMethod = String(args.flags.get("scheme")) as RangeMethod;
+  // Values were checked by checkFlags (flag-rules.ts), and are again with the other settings when the simulation is created.
+  if (args.flags.has("w-scheme")) weights.scheme = String(args.flags.get("w-scheme")) as QuantScheme;
+  if (args.flags.has("a-scheme")) activations.scheme = String(args.flags.get("a-scheme")) as QuantScheme;
+  const rangeMethod = args.flags.get("range-method") ?? args.flags.get("scheme");
+  if (rangeMethod !== undefined) activations.rangeMethod = String(rangeMethod) as RangeMethod;
   if (args.flags.has("percentile")) activations.percentile = numberFlag(args, "percentile", 99.99);
   return { ...base, weights, activations };
 }

@@ -16,8 +16,11 @@ export const QUANTIZE_USAGE = `qdebug quantize <model.json> --data <data> --out 
   --labels      labels (.npy) when the data has none
   --w-bits N    weight bit-width (default 8)      --a-bits N   activation bit-width (default 8)
   --per-channel per-channel weight quantization
-  --scheme      activation range method: minmax | percentile | sqnr | mse (default minmax)
-  --percentile  for --scheme percentile (default 99.99)
+  --w-scheme S  weight scheme: asymmetric | symmetric | strict-symmetric | unsigned-symmetric (default symmetric)
+  --a-scheme S  activation scheme, the same choices (default asymmetric)
+  --range-method M  activation range method: minmax | percentile | sqnr | mse (default minmax;
+                --scheme is its old, deprecated name)
+  --percentile  for --range-method percentile (default 99.99)
   --config      a JSON QuantSimConfig (weights, activations, biases, overrides by name or glob)
   --calib N     calibrate on the first N examples (default 500); evaluation uses all
   --batch-size N (default 32)   --backend wasm|cpu|tensorflow`;
