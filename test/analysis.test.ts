@@ -50,7 +50,8 @@ describe("debugging analyses", () => {
     const cached = await assertNoLeak("cached sweep", () => sweepEnabled(sim, { data: data(), metric: "sqnr", onRow: (r) => rows.push(r.key) }));
     const partial: [number, number][] = [];
     const naive = await sweepEnabled(sim, { data: data(), metric: "sqnr", cache: false, onPartial: (r, examples) => partial.push([examples, r.rows.length]) });
-    assert.deepEqual(partial, [[32, 5], [64, 5], [96, 5]], "running scores of every row after each batch");
+    // Running scores of every row after each pass: tfjs passes one batch at a time, ONNX Runtime as many as fit in memory.
+    assert.ok(partial.length >= 1 && partial.every(([n, rows], i) => rows === 5 && (i === 0 || n > partial[i - 1][0])) && partial.at(-1)![0] === 96, `running scores: ${JSON.stringify(partial)}`);
     assert.equal(cached.cached, true);
     assert.equal(naive.cached, false);
     assert.deepEqual(cached.rows.map((r) => r.score), naive.rows.map((r) => r.score), "identical scores");

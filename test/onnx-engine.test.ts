@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
-import { sweepEnabled } from "../src/analysis/sweeps";
+import { sweepDisabled, sweepEnabled } from "../src/analysis/sweeps";
 import { layerError } from "../src/analysis/layer-error";
 import { useEngine } from "../src/engine/engine";
 import { lowerGraph, QuantizerLowering } from "../src/engine/onnx/lower-graph";
@@ -152,6 +152,31 @@ describe("ONNX Runtime engine", () => {
       const worst = (rows: typeof onnx.rows) => [...rows].sort((a, b) => a.score - b.score).slice(0, 3).map((r) => r.key);
       assert.deepEqual(worst(onnx.rows), worst(tfjs.rows));
       assert.ok(Math.abs(onnx.quantizedScore - tfjs.quantizedScore) < 0.05);
+    } finally {
+      useEngine("onnx");
+      sim.dispose();
+      graph.dispose();
+    }
+  });
+
+  it("a pass of many batches (each variant in sessions of its own) gives the tfjs engine's scores in both sweeps", async () => {
+    const graph = await loadGraph(EXAMPLE_MODEL);
+    // Eight batches: the engine builds a session per variant and runs it on every batch of the pass.
+    const data = toDataset("mnist:0:64", { batchSize: 8 });
+    useEngine("tfjs");
+    const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 } }).calibrate(data);
+    try {
+      for (const sweep of [sweepEnabled, sweepDisabled]) {
+        useEngine("tfjs");
+        const tfjs = await sweep(sim, { data, metric: "sqnr" });
+        useEngine("onnx");
+        const onnx = await assertNoLeak(`${sweep.name} on ONNX Runtime`, () => sweep(sim, { data, metric: "sqnr" }));
+        assert.deepEqual(onnx.rows.map((r) => r.key), tfjs.rows.map((r) => r.key));
+        onnx.rows.forEach((r, i) => assert.ok(Math.abs(r.score - tfjs.rows[i].score) <= 0.01 * Math.abs(tfjs.rows[i].score) + 0.02 || Math.min(r.score, tfjs.rows[i].score) > 100, `${sweep.name} ${r.key}: ${r.score} dB vs ${tfjs.rows[i].score} dB`));
+        const order = (rows: typeof onnx.rows) => [...rows].sort((a, b) => a.score - b.score).map((r) => r.key);
+        assert.deepEqual(order(onnx.rows).slice(0, 3), order(tfjs.rows).slice(0, 3), sweep.name);
+        assert.ok(Math.abs(onnx.quantizedScore - tfjs.quantizedScore) < 0.05, `${sweep.name}: ${onnx.quantizedScore} vs ${tfjs.quantizedScore}`);
+      }
     } finally {
       useEngine("onnx");
       sim.dispose();

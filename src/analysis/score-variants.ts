@@ -8,9 +8,9 @@ import { forward } from "../runner/forward";
 import { forwardKeepingAll, unchangedBy } from "../runner/intermediates";
 import { QuantSim } from "../quant/quantsim";
 import { onnxCanRun } from "../engine/onnx/support";
-import { OnnxProgram } from "../engine/onnx/program";
+import { OnnxProgram, PassBatch } from "../engine/onnx/program";
 import { engineThreads } from "../engine/onnx/runtime";
-import { engineChunks } from "../engine/onnx/memory";
+import { engineChunks, memoryBudget } from "../engine/onnx/memory";
 import { allBypassed } from "./variants";
 
 /** One simulation to score, and (for the cached sweep) the nodes it quantizes first. */
@@ -73,45 +73,73 @@ export async function scoreVariants(graph: Graph, data: Dataset, variants: reado
 }
 
 /**
- * The same scores with ONNX Runtime: every variant runs on the batch, sharing
- * what their configurations share (see OnnxProgram), so the FP32 trunk of an
- * "enable one" sweep is computed once per batch without an explicit cache.
+ * The same scores with ONNX Runtime, pass by pass: as many batches as the
+ * memory budget lets the engine hold are gathered, and every variant runs on
+ * all of them, sharing what their configurations share (OnnxProgram.runPass).
+ * A "disable one" or "enable one" sweep then computes the common trunk once
+ * per batch, and builds each variant's own session once per pass.
  */
 async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly ScoredVariant[], options: ScoreOptions): Promise<Map<string, number>> {
   const accumulators = new Map(variants.map((v) => [v.key, new MetricAccumulator(options.metric)]));
   const referenceKey = "\u0000reference";
   const reference = allBypassed(variants[0].sim);
+  const needsReference = options.metric !== "accuracy";
   // Segments pay off when variants share parts; a few whole-model variants run fastest in one session each.
   // Many variants also run side by side, one per core: small sessions scale better that way than on several threads each.
   const many = variants.length > 3;
   const program = new OnnxProgram(graph, variants[0].sim.sites, { segments: many ? 10 : 1, lanes: many ? engineThreads() : 1 });
+  const task = options.task ?? "scoring";
+  const started = Date.now();
+  let pass: { feeds: PassBatch; labels?: tf.Tensor }[] = [];
+  let passExamples = 0;
+  let passLimit: number | undefined;
   let examples = 0;
+
+  const runPass = async () => {
+    const references: tf.Tensor[][] = [];
+    const runs = variants.length * pass.length;
+    let delivered = 0;
+    try {
+      // The FP32 reference runs first (in the sessions an FP32 variant would use), so each variant is scored as it comes.
+      if (needsReference) {
+        await program.runPass(pass.map((p) => p.feeds), [{ key: referenceKey, sim: reference }], (_key, b, outputs) => {
+          references[b] = outputs.map((t) => t.clone());
+        });
+      }
+      await program.runPass(pass.map((p) => p.feeds), variants, (key, b, outputs) => {
+        accumulators.get(key)!.add(outputs, needsReference ? references[b] : undefined, pass[b].labels);
+        delivered++;
+        options.onProgress?.({ task, done: examples + (passExamples * delivered) / runs, total: data.size, unit: "examples", elapsedMs: Date.now() - started });
+      });
+    } finally {
+      for (const r of references) tf.dispose(r);
+      for (const p of pass) p.labels?.dispose();
+    }
+    examples += passExamples;
+    pass = [];
+    passExamples = 0;
+    options.onPartial?.(new Map([...accumulators].map(([k, a]) => [k, a.score()])), examples);
+  };
+
   try {
-    const needsReference = options.metric !== "accuracy";
-    const all = [...(needsReference ? [{ key: referenceKey, sim: reference }] : []), ...variants];
-    await forEachBatch(graph, data, { task: options.task ?? "scoring", onProgress: options.onProgress }, async (batch) => {
-      // Sub-batches keep the sessions' memory within the budget; metrics stream over them.
+    await forEachBatch(graph, data, { task }, async (batch) => {
+      // Sub-batches keep the sessions' activations within the memory budget; the pass holds a share of it too.
       const chunks = engineChunks(graph, batch.inputs);
+      passLimit ??= Math.max(1, Math.floor(memoryBudget() / 3 / program.passBytesPerExample(batch.inputs)));
       let start = 0;
       for (const inputs of chunks) {
         const size = inputs[0].shape[0];
-        const labels = batch.labels && chunks.length > 1 ? tf.slice(batch.labels, start, size) : batch.labels;
-        let kept: tf.Tensor[] = [];
-        try {
-          await program.run(inputs, all, (key, outputs) => {
-            if (key === referenceKey) kept = outputs.map((t) => t.clone());
-            else accumulators.get(key)!.add(outputs, needsReference ? kept : undefined, labels);
-          });
-        } finally {
-          tf.dispose(kept);
-          if (chunks.length > 1) tf.dispose([...inputs, ...(labels ? [labels] : [])]);
-        }
+        const labels = batch.labels ? (chunks.length > 1 ? tf.slice(batch.labels, start, size) : tf.clone(batch.labels)) : undefined;
+        pass.push({ feeds: program.feedsOf(inputs), labels });
+        if (chunks.length > 1) tf.dispose(inputs);
         start += size;
       }
-      examples += batch.inputs[0].shape[0];
-      options.onPartial?.(new Map([...accumulators].map(([k, a]) => [k, a.score()])), examples);
+      passExamples += batch.inputs[0].shape[0];
+      if (passExamples >= passLimit) await runPass();
     });
+    if (pass.length > 0) await runPass();
   } finally {
+    for (const p of pass) p.labels?.dispose();
     reference.dispose();
     await program.dispose();
   }

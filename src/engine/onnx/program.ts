@@ -19,6 +19,9 @@ export interface ProgramVariant {
 
 type Feeds = Record<string, Ort.Tensor>;
 
+/** One batch of a pass: its model inputs, as ORT tensors (see OnnxProgram.feedsOf). */
+export type PassBatch = Readonly<Record<string, Ort.Tensor>>;
+
 interface Session {
   lowered: LoweredModel;
   session: Ort.InferenceSession;
@@ -64,8 +67,10 @@ export class OnnxProgram {
   private readonly layouts: Map<string, OnnxValue>;
   private readonly ort = requireOrt();
   private readonly pool = new TensorPool(this.ort);
-  /** Weights in ONNX layout, by a key naming the values (FP32 or a grid). */
+  /** Weights in ONNX layout, by a key naming the values (FP32 or a grid): the parametric sessions' feeds. */
   private readonly weightData = new Map<string, Ort.Tensor>();
+  /** Quantized weights in the graph's layout, by a key naming the grid: baked into sessions. */
+  private readonly bakedWeights = new Map<string, Float32Array>();
 
   /** How many variants run at once; each session then gets its share of the threads. */
   private readonly lanes: number;
@@ -89,92 +94,162 @@ export class OnnxProgram {
    * outputs (tf tensors, disposed after it returns), in the order given.
    */
   async run(inputs: readonly tf.Tensor[], variants: readonly ProgramVariant[], onOutputs: (key: string, outputs: tf.Tensor[]) => void | Promise<void>): Promise<void> {
+    const byKey = new Map<string, tf.Tensor[]>();
+    try {
+      await this.runPass([this.feedsOf(inputs)], variants, (key, _batch, outputs) => {
+        byKey.set(key, outputs.map((t) => t.clone()));
+      });
+      for (const v of variants) {
+        const outputs = byKey.get(v.key)!;
+        byKey.delete(v.key);
+        try {
+          await onOutputs(v.key, outputs);
+        } finally {
+          tf.dispose(outputs);
+        }
+      }
+    } finally {
+      for (const t of byKey.values()) tf.dispose(t);
+    }
+  }
+
+  /** Bytes a pass holds per example: its inputs, the trunk's values at the widest cut, and its outputs. */
+  passBytesPerExample(sample: readonly tf.Tensor[]): number {
+    const open = (axis: number) => sample[0]?.shape[axis] ?? 32;
+    const values = (name: string) => 4 * this.graph.node(name).outputShape.slice(1).reduce<number>((a, d, i) => a * (d ?? open(i + 1)), 1);
+    const inputs = sample.reduce((a, t) => a + (4 * t.size) / Math.max(1, t.shape[0]), 0);
+    const cut = Math.max(0, ...this.segments.map((seg) => seg.liveIn.reduce((a, n) => a + values(n), 0)));
+    return inputs + cut + this.graph.outputs.reduce((a, n) => a + values(n), 0);
+  }
+
+  /** A batch's model inputs as the engine holds them (ORT tensors: a pass keeps many batches out of the wasm heap). */
+  feedsOf(inputs: readonly tf.Tensor[]): PassBatch {
+    return Object.fromEntries(this.graph.inputs.map((name, i) => [`in:${name}`, toOrtTensor(inputs[i])]));
+  }
+
+  /**
+   * Runs every variant on every batch of a pass, segment by segment.
+   *
+   * The trunk is the configuration most variants share in each segment (FP32
+   * in an "enable one" sweep, the quantized model in a "disable one" sweep).
+   * Its values at the start of segment s are computed once per batch and
+   * kept for the whole pass; each variant runs only from the segment where it
+   * leaves the trunk, over all batches in turn. So a one-of-a-kind segment
+   * gets a session with its weights and encodings baked in (built once, run on
+   * every batch) instead of a parametric one, which ORT runs 2-3x slower. A
+   * pass of one or two batches uses the parametric sessions: building a
+   * session per variant would cost more than it saves there.
+   *
+   * `onOutputs` gets each variant's outputs batch by batch (tf tensors,
+   * disposed after it returns); variants come in the order they leave the trunk.
+   */
+  async runPass(
+    batches: readonly PassBatch[],
+    variants: readonly ProgramVariant[],
+    onOutputs: (key: string, batch: number, outputs: tf.Tensor[]) => void | Promise<void>,
+  ): Promise<void> {
+    const S = this.segments.length;
     const keys = variants.map((v) => this.sitesBySegment.map((sites) => segmentKey(v.sim, sites)));
-    // A configuration several variants share in a segment gets a constant session, and so does each of a few (the split's);
-    // the many one-of-a-kind configurations of a sweep share the segment's parametric one.
-    const shared = this.segments.map((_, s) => {
+    const counts = this.segments.map((_, s) => {
       const count = new Map<string, number>();
       for (const k of keys) count.set(k[s], (count.get(k[s]) ?? 0) + 1);
-      return new Set([...count].filter(([, n]) => n > 1 || count.size <= 8).map(([k]) => k));
+      return count;
     });
-    const paramSig = this.segments.map((_, s) => this.storageSignature(s, variants, keys, shared[s]));
-    // Path keys: a variant's configuration up to and including segment s. Equal paths hold equal values.
-    const paths = keys.map((k) => k.map((_, s) => k.slice(0, s + 1).join("\u0001")));
-    const pending = new Map<string, number>();
-    for (const p of paths) for (const key of new Set(p)) pending.set(key, (pending.get(key) ?? 0) + 1);
-    // Values of a path, computed once: a second lane that needs them while they are computed waits for them.
-    const memo = new Map<string, Promise<Feeds>>();
-    const modelInputs = this.modelFeeds(inputs);
+    // A configuration several variants share keeps its session for the program's life; so does each of a few (the split's),
+    // and FP32 (key ""), so that the reference and an FP32 variant come from one session, bit for bit.
+    const shared = counts.map((count) => new Set([...count].filter(([k, n]) => n > 1 || count.size <= 8 || k === "").map(([k]) => k)));
+    const trunkKey = counts.map((count) => [...count].reduce((a, b) => (b[1] > a[1] ? b : a))[0]);
+    const trunkSim = trunkKey.map((k, s) => variants[keys.findIndex((vk) => vk[s] === k)].sim);
+    const leaves = keys.map((k) => {
+      let s = 0;
+      while (s < S && k[s] === trunkKey[s]) s++;
+      return s;
+    });
+    // Building a session costs about three runs of a segment in the parametric one (measured on MobileNetV2).
+    const ownSessions = batches.length >= 3;
+    const paramSig = this.segments.map((_, s) => (ownSessions ? new Map() : this.storageSignature(s, variants, keys, shared[s])));
 
-    const compute = async (v: number): Promise<Map<string, Ort.Tensor>> => {
+    let trunk: Feeds[] = batches.map((b) => ({ ...b }));
+    const trunkOutputs: Map<string, Ort.Tensor>[] = batches.map(() => new Map());
+    const deliver = async (key: string, b: number, outputs: Map<string, Ort.Tensor>) => {
+      const tensors = this.graph.outputs.map((name) => {
+        const t = outputs.get(name)!;
+        return t.type === "int32" ? tf.tensor(t.data as Int32Array, t.dims as number[], "int32") : tf.tensor(t.data as Float32Array, t.dims as number[]);
+      });
+      try {
+        await onOutputs(key, b, tensors);
+      } finally {
+        tf.dispose(tensors);
+      }
+    };
+
+    // One variant from segment `from` to the end, on every batch; sessions it alone uses are built for it and freed after.
+    const runVariant = async (v: number, from: number) => {
       const variant = variants[v];
-      let carried: Feeds = modelInputs;
-      let carriedPath: string | undefined;
-      const outputs = new Map<string, Ort.Tensor>();
-      // A path's values are freed when every variant that reads them has run the segment after them.
-      const doneWith = (path: string | undefined, values: Feeds) => {
-        if (path === undefined) return;
-        const left = pending.get(path)! - 1;
-        pending.set(path, left);
-        if (left > 0) return;
-        memo.delete(path);
-        this.release(values);
-      };
-      for (const segment of this.segments) {
-        const s = segment.index;
-        const path = paths[v][s];
-        let produced = memo.get(path);
-        if (!produced) {
-          const segKey = keys[v][s];
-          const isShared = shared[s].has(segKey);
-          const from = carried;
-          produced = (async () => {
-            const session = isShared ? await this.constantSession(segment, segKey, variant.sim) : await this.parametricSession(segment, paramSig[s]);
-            return this.runSegment(s, session, from, modelInputs, isShared ? undefined : variant.sim);
-          })();
-          if ((pending.get(path) ?? 0) > 1) memo.set(path, produced);
+      const own: Promise<Session>[] = [];
+      try {
+        const sessions: { session: Session; fedSim?: QuantSim }[] = [];
+        for (let s = from; s < S; s++) {
+          const key = keys[v][s];
+          if (shared[s].has(key)) sessions[s] = { session: await this.constantSession(this.segments[s], key, variant.sim) };
+          else if (ownSessions) {
+            const made = this.bakedSession(this.segments[s], variant.sim);
+            own.push(made);
+            sessions[s] = { session: await made };
+          } else sessions[s] = { session: await this.parametricSession(this.segments[s], paramSig[s]), fedSim: variant.sim };
         }
-        const values = await produced;
-        doneWith(carriedPath, carried);
-        for (const name of segment.outputs) outputs.set(name, values[`out:${name}`]);
-        carried = values;
-        carriedPath = path;
+        for (let b = 0; b < batches.length; b++) {
+          const outputs = new Map(trunkOutputs[b]);
+          let carried = trunk[b];
+          for (let s = from; s < S; s++) {
+            const values = await this.runSegment(s, sessions[s].session, carried, batches[b], sessions[s].fedSim);
+            if (s > from) this.release(carried);
+            for (const name of this.segments[s].outputs) outputs.set(name, values[`out:${name}`]);
+            carried = values;
+          }
+          this.release(carried);
+          await deliver(variant.key, b, outputs);
+        }
+      } finally {
+        for (const made of own) await (await made).session.release();
+        // Its weights now live in sessions or the program's caches: free the simulation's tfjs copies,
+        // which would otherwise pile up in the wasm heap across a sweep's hundred variants.
+        variant.sim.dispose();
       }
-      doneWith(carriedPath, carried);
-      return outputs;
     };
 
-    // Lanes run variants side by side (each session on fewer threads); outputs are handed on in the order given.
-    const done = new Map<number, Map<string, Ort.Tensor>>();
-    let handed = 0;
-    let next = 0;
-    let delivering = Promise.resolve();
-    const deliver = async () => {
-      while (done.has(handed)) {
-        const outputs = done.get(handed)!;
-        done.delete(handed);
-        const key = variants[handed].key;
-        handed++;
-        const tensors = this.graph.outputs.map((name) => {
-          const t = outputs.get(name)!;
-          return t.type === "int32" ? tf.tensor(t.data as Int32Array, t.dims as number[], "int32") : tf.tensor(t.data as Float32Array, t.dims as number[]);
+    // Lanes run variants (or the trunk's batches) side by side, each session on its share of the threads.
+    const inLanes = async (count: number, work: (i: number) => Promise<void>) => {
+      let next = 0;
+      const lane = async () => {
+        while (next < count) await work(next++);
+      };
+      await Promise.all(Array.from({ length: Math.min(this.lanes, count) }, lane));
+    };
+
+    try {
+      for (let s = 0; s < S; s++) {
+        const leaving = leaves.flatMap((l, v) => (l === s ? [v] : []));
+        await inLanes(leaving.length, (i) => runVariant(leaving[i], s));
+        if (!leaves.some((l) => l > s)) break;
+        // The trunk moves on by one segment, batch by batch.
+        const session = await this.constantSession(this.segments[s], trunkKey[s], trunkSim[s]);
+        await inLanes(batches.length, async (b) => {
+          const values = await this.runSegment(s, session, trunk[b], batches[b], undefined);
+          this.release(trunk[b]);
+          for (const name of this.segments[s].outputs) trunkOutputs[b].set(name, values[`out:${name}`]);
+          trunk[b] = values;
         });
-        try {
-          await onOutputs(key, tensors);
-        } finally {
-          tf.dispose(tensors);
-        }
       }
-    };
-    const lane = async () => {
-      while (next < variants.length) {
-        const v = next++;
-        done.set(v, await compute(v));
-        delivering = delivering.then(deliver);
-        await delivering;
+      // Variants that follow the trunk all the way (the quantized model in a "disable one" sweep).
+      for (const [v, l] of leaves.entries()) {
+        if (l < S) continue;
+        for (let b = 0; b < batches.length; b++) await deliver(variants[v].key, b, trunkOutputs[b]);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.lanes, variants.length) }, lane));
+    } finally {
+      for (const values of trunk) this.release(values);
+      trunk = [];
+    }
   }
 
   /** Frees every session. */
@@ -184,10 +259,6 @@ export class OnnxProgram {
     for (const s of all) await (await s).session.release();
   }
 
-  private modelFeeds(inputs: readonly tf.Tensor[]): Feeds {
-    return Object.fromEntries(this.graph.inputs.map((name, i) => [`in:${name}`, toOrtTensor(inputs[i])]));
-  }
-
   /** Runs one segment; returns its values by role: "val:<node>" handed on, "out:<node>" graph outputs. */
   private async runSegment(s: number, session: Session, carried: Feeds, modelInputs: Feeds, sim: QuantSim | undefined): Promise<Feeds> {
     const feeds: Feeds = {};
@@ -195,12 +266,7 @@ export class OnnxProgram {
       if (input.kind === "model") feeds[input.onnx] = modelInputs[`in:${input.node}`];
       else if (input.kind === "fed") feeds[input.onnx] = carried[`val:${input.node}`];
     }
-    if (sim) {
-      Object.assign(feeds, this.variantFeeds(session.lowered, sim));
-      // The variant's quantized weights now live in the feeds' cache: free the simulation's tfjs copies,
-      // which would otherwise pile up in the wasm heap across a sweep's hundred variants.
-      sim.dispose();
-    }
+    if (sim) Object.assign(feeds, this.variantFeeds(session.lowered, sim));
     // Values handed to the next segment go into pooled buffers: ORT's own output allocation costs more than
     // the segment's compute on large activations. Their shapes are known after the first run at a batch size.
     const batch = Object.values(feeds).find((t) => t.dims.length > 0)?.dims[0] ?? 0;
@@ -252,19 +318,36 @@ export class OnnxProgram {
     return lowered;
   }
 
-  /** A session with `sim`'s configuration of this segment baked in. */
+  /** A session with `sim`'s configuration of this segment baked in, kept for the program's life (shared by many variants). */
   private constantSession(segment: Segment, key: string, sim: QuantSim): Promise<Session> {
     const id = `${segment.index}|const|${key}`;
     let made = this.sessions.get(id);
     if (!made) {
-      const { quantizers, paramSource } = bakedSimulation(sim, "ONNX Runtime engine");
-      const lowered = this.lowerSegment(segment, quantizers, paramSource);
-      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered, session, outputDims: new Map() }));
+      made = this.bakedSession(segment, sim);
       this.sessions.set(id, made);
     }
     return made;
   }
 
+  /** A new session computing exactly `sim`'s configuration of this segment; the caller releases it. */
+  private async bakedSession(segment: Segment, sim: QuantSim): Promise<Session> {
+    const { quantizers } = bakedSimulation(sim, "ONNX Runtime engine");
+    const siteOf = new Map(this.sitesBySegment[segment.index].filter((x) => x.kind !== "activation").map((x) => [`${x.node}/${x.param}`, x]));
+    const lowered = this.lowerSegment(segment, quantizers, (node, param) => {
+      const site = siteOf.get(`${node.name}/${param}`);
+      if (!site || sim.encodingOf(site.name) === null) return { kind: "constant" };
+      // Keyed by the grid: the variants of a sweep quantize most weights alike, and each is computed once.
+      const cacheKey = `${site.name}|${segmentKey(sim, [site])}`;
+      let data = this.bakedWeights.get(cacheKey);
+      if (!data) {
+        data = sim.quantizedParam(site.name)!.dataSync() as Float32Array;
+        this.bakedWeights.set(cacheKey, data);
+      }
+      return { kind: "constant", data };
+    });
+    const session = await createSession(lowered.bytes, { threads: this.threads });
+    return { lowered, session, outputDims: new Map() };
+  }
 
   /** The segment's session with every weight and encoding fed per run, and every quantizer switchable. */
   private parametricSession(segment: Segment, storage: Map<string, QuantizerLowering["storage"]>): Promise<Session> {
