@@ -5,6 +5,8 @@ import { ensureBackend } from "../backend";
 import { readJsonFile } from "../json-file";
 import { Graph } from "./graph";
 import { importLayersModel } from "./import-layers";
+import { GraphModelImportOptions, importGraphModel } from "./tf-graph/import-graph-model";
+import { GraphModelJson, graphModelFromJson } from "./tf-graph/read-graph-model";
 import { ManifestGroup, readWeightShards } from "./weight-files";
 
 /** The parts of a TF.js `model.json` we read. */
@@ -43,16 +45,67 @@ export async function loadLayersModelFromFile(modelPath: string): Promise<tf.Lay
   }
 }
 
-/** Loads `model.json` (and shards) and imports it as a graph; the tfjs model is freed. */
-export async function loadGraph(source: string | tf.LayersModel): Promise<Graph> {
+/** Options of `loadGraph`; they apply to graph models (a layers model has no cut points or open sizes to fill). */
+export type LoadGraphOptions = GraphModelImportOptions;
+
+/**
+ * Loads `model.json` (and shards) and imports it as a graph; the tfjs model is
+ * freed. The format is detected: a layers model, or a graph model
+ * (`"format": "graph-model"`, tfjs-converter's output), which can be cut at
+ * `outputs` (TF tensor names) before control flow it has.
+ */
+export async function loadGraph(source: string | tf.LayersModel | tf.GraphModel, options: LoadGraphOptions = {}): Promise<Graph> {
   await ensureBackend();
+  if (source instanceof tf.GraphModel) return importGraphModel(source, options);
   if (typeof source !== "string") return importLayersModel(source);
+  const file = modelFile(path.resolve(source));
+  const json = readJsonFile(file, "model file") as GraphModelJson | null;
+  if (json !== null && typeof json === "object" && isGraphModel(json)) {
+    const model = await graphModelFromJson(file, json);
+    try {
+      return importGraphModel(model, { ...options, name: options.name ?? modelName(file) });
+    } finally {
+      model.dispose();
+    }
+  }
+  if (options.outputs || options.inputShapes) throw new Error(`${file} is a layers model: the outputs and inputShapes options apply to graph models only`);
   const model = await loadLayersModelFromFile(source);
   try {
     return importLayersModel(model);
   } finally {
     model.dispose();
   }
+}
+
+/** Reads a graph model from disk as a tf.GraphModel (the caller disposes it): for comparing against `GraphModel.execute`. */
+export async function loadGraphModelFromFile(modelPath: string): Promise<tf.GraphModel> {
+  await ensureBackend();
+  const file = modelFile(path.resolve(modelPath));
+  const json = readJsonFile(file, "model file") as GraphModelJson | null;
+  if (json === null || typeof json !== "object" || !isGraphModel(json)) throw new Error(`${file} is not a TF.js graph model (no "format": "graph-model")`);
+  return graphModelFromJson(file, json);
+}
+
+/** "blazeface" for blazeface.json, the folder's name for a model.json. */
+function modelName(file: string): string {
+  const base = path.basename(file, ".json");
+  return base === "model" ? path.basename(path.dirname(file)) : base;
+}
+
+/** tfjs-converter writes format "graph-model"; older converters left it out but wrote a GraphDef (a node list). */
+function isGraphModel(json: GraphModelJson): boolean {
+  return json.format === "graph-model" || (json.format === undefined && Array.isArray(json.modelTopology?.node));
+}
+
+/** The model.json a path names (a folder means the model.json inside it). */
+function modelFile(file: string): string {
+  if (!fs.existsSync(file)) throw new Error(`model file not found: ${file}`);
+  if (fs.statSync(file).isDirectory()) {
+    const inside = path.join(file, "model.json");
+    if (fs.existsSync(inside)) return inside;
+    throw new Error(`${file} is a folder without a model.json`);
+  }
+  return file;
 }
 
 /**
@@ -103,7 +156,7 @@ function readModelJson(file: string): { file: string; json: ModelJson } {
     throw new Error(`corrupt model.json: ${file} has no modelTopology, so it is not a TF.js layers model`);
   }
   if (json.format === "graph-model") {
-    throw new Error(`${file} is a TF.js graph model; qdebug needs a layers model (format "layers-model")`);
+    throw new Error(`${file} is a TF.js graph model: load it with loadGraph (or loadGraphModelFromFile for the tf.GraphModel itself)`);
   }
   if (json.weightsManifest !== undefined && !Array.isArray(json.weightsManifest)) {
     throw new Error(`corrupt model.json: ${file} has a weightsManifest that is not a list`);

