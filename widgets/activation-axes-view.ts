@@ -1,5 +1,6 @@
 import type { ActivationAxesResult } from "../src/analysis/activation-axes";
-import { View, view, WIDTH } from "./spec";
+import { NAME_AXIS, View, view, WIDTH } from "./spec";
+import { registerView } from "./registry";
 
 /** A heat map of each node's largest magnitude per channel (or per token / embedding): outlier slices stand out. */
 export function activationAxesView(result: ActivationAxesResult): View {
@@ -13,10 +14,12 @@ export function activationAxesView(result: ActivationAxesResult): View {
     ],
     mark: "rect",
     encoding: {
-      x: { field: "index", type: "ordinal", title: "channel / token / embedding index", axis: { labels: false, ticks: false } },
-      y: { field: "row", type: "nominal", sort: null, title: null },
+      x: { field: "index", type: "ordinal", title: "channel / token / embedding index", axis: { labelOverlap: "greedy", labelAngle: 0, ticks: false } },
+      y: { field: "row", type: "nominal", sort: null, title: null, axis: NAME_AXIS },
       color: { field: "relative", type: "quantitative", title: "|x| max / node max", scale: { scheme: "viridis" } },
       tooltip: [{ field: "node" }, { field: "axis" }, { field: "index" }, { field: "absMax", format: ".4g" }, { field: "mean", format: ".4g" }],
     },
   });
 }
+
+registerView<ActivationAxesResult>("activationAxesView", { steps: ["activation-axes"] }, activationAxesView);

@@ -1,5 +1,6 @@
 import type { FlowRecord, FlowStep } from "../src/flow/flow-types";
-import { COLORS, View, view, WIDTH } from "./spec";
+import { COLORS, metricFormat, View, view, WIDTH } from "./spec";
+import { registerView } from "./registry";
 
 /**
  * The debugging flow at a glance: one point per step in order, the path of the
@@ -18,7 +19,7 @@ export function flowView(record: FlowRecord): View {
   }));
   const ys = [...rows.map((r) => r.score), record.fp32, record.target];
   const pad = Math.max(1e-3, (Math.max(...ys) - Math.min(...ys)) * 0.1);
-  const y = { type: "quantitative", scale: { domain: [Math.min(...ys) - pad, Math.max(...ys) + pad] }, title: record.metric.label } as const;
+  const y = { type: "quantitative", scale: { domain: [Math.min(...ys) - pad, Math.max(...ys) + pad] }, title: record.metric.label, axis: { format: metricFormat(record.metric).axis } } as const;
   // An explicit domain keeps the steps in order although the layers hold different subsets of them.
   const x = { field: "label", type: "ordinal", scale: { domain: rows.map((r) => r.label) }, title: null, axis: { labelAngle: -35, labelLimit: 400 } } as const;
   return view(`Debugging flow: ${record.met ? "target met" : "target not met"} (${record.metric.label})`, record.diagnosis, {
@@ -82,3 +83,5 @@ export function fixStepView(step: FlowStep): View {
     ],
   });
 }
+
+registerView<FlowRecord>("flowView", { steps: ["debug-flow"] }, flowView);

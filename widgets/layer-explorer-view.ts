@@ -1,31 +1,71 @@
 import type { HistogramsResult } from "../src/analysis/histograms";
 import type { WeightChannelsResult } from "../src/analysis/weight-channels";
-import { COLORS, View, view, WIDTH } from "./spec";
+import { COLORS, countAxis, pickedTitle, View, WIDTH, wrap } from "./spec";
+
+/** Why a layer has no output histogram, or no weights: said in the panel instead of an empty frame. */
+function missingReasons(nodes: string[], channels: WeightChannelsResult, histograms: HistogramsResult): { node: string; panel: "weights" | "histogram"; line: string; i: number }[] {
+  const withWeights = new Set(channels.layers.map((l) => l.node));
+  const quantized = histograms.histograms.map((h) => h.node);
+  return nodes.flatMap((node) => {
+    const reasons: { panel: "weights" | "histogram"; text: string }[] = [];
+    if (!quantized.includes(node)) {
+      // Runtimes fuse a layer with the activation after it; its output is quantized there (named after it by Keras: block_5_depthwise → block_5_depthwise_relu).
+      const next = quantized.find((q) => q.startsWith(`${node}_`) || q.startsWith(`${node}/`));
+      reasons.push({ panel: "histogram", text: `${node} has no output quantizer: runtimes fuse it with the op after it${next ? `, so its output is quantized at ${next} (pick that to see it)` : ""}.` });
+    }
+    if (!withWeights.has(node)) reasons.push({ panel: "weights", text: `${node} has no quantized weights (an activation, pooling or add): only its output is quantized.` });
+    return reasons.flatMap((r) => wrap(r.text, 38).map((line, i) => ({ node, panel: r.panel, line, i })));
+  });
+}
 
 /**
  * One layer picker driving two linked views: that layer's per-output-channel
- * weight ranges and its output's histogram with the quantization range. A
- * Vega-Lite param bound to a drop-down: it runs in the page, no kernel needed.
+ * weight ranges (box plots) and its output's histogram with the quantization
+ * range. The picked layer is in the title, so a PNG says which layer it shows;
+ * a panel with no data for the layer says why. A Vega-Lite param bound to a
+ * drop-down: it runs in the page, no kernel needed.
  */
 export function layerExplorerView(channels: WeightChannelsResult, histograms: HistogramsResult, first?: string): View {
   const nodes = [...new Set([...channels.layers.map((l) => l.node), ...histograms.histograms.map((h) => h.node)])];
+  if (nodes.length === 0) throw new Error("layerExplorerView: no layer has weights or an output histogram");
+  if (first !== undefined && !nodes.includes(first)) throw new Error(`layerExplorerView: no layer "${first}" (layers: ${nodes.slice(0, 6).join(", ")}${nodes.length > 6 ? ", ..." : ""})`);
   const start = first ?? [...channels.layers].sort((a, b) => b.rangeRatio - a.rangeRatio)[0]?.node ?? nodes[0];
   const bins = histograms.histograms.flatMap((h) => h.bins.map((b) => ({ node: h.node, ...b })));
   const ranges = histograms.histograms.flatMap((h) => [h.encodingMin, h.encodingMax].map((value) => ({ node: h.node, value })));
+  const reasons = missingReasons(nodes, channels, histograms);
+  const maxCount = Math.max(1, ...bins.map((b) => b.count));
   const half = WIDTH / 2 - 30;
-  return view("Layer explorer", "Pick a layer: its weight ranges per output channel (left) and its output's histogram with the quantization range (right).", {
+  const message = (panel: "weights" | "histogram") => ({
+    data: { values: reasons.filter((r) => r.panel === panel) },
+    transform: [{ filter: "datum.node === layer" }],
+    mark: { type: "text", align: "left", baseline: "top", x: 8, fontSize: 11, color: "#555" },
+    encoding: { y: { field: "i", type: "quantitative", scale: { domain: [0, 12], reverse: true }, axis: null }, text: { field: "line" } },
+  });
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: {
+      text: pickedTitle("Layer explorer: ", "layer"),
+      subtitle: wrap("Pick a layer: its weights per output channel (left: min–max line, quartile box, median tick) and its output's histogram with the quantization range (right, dashed).", 100),
+      anchor: "start",
+    },
     params: [{ name: "layer", value: start, bind: { input: "select", options: nodes, name: "layer " } }],
     hconcat: [
       {
         title: "weights per output channel",
         width: half,
         height: 200,
-        data: { values: channels.rows },
-        transform: [{ filter: "datum.node === layer" }],
         layer: [
-          { mark: "rule", encoding: { x: { field: "channel", type: "ordinal", title: "channel", axis: { labelOverlap: true } }, y: { field: "min", type: "quantitative", title: "weight" }, y2: { field: "max" } } },
-          { mark: { type: "bar", size: 6, color: COLORS.weights }, encoding: { x: { field: "channel", type: "ordinal" }, y: { field: "q1", type: "quantitative" }, y2: { field: "q3" }, tooltip: [{ field: "quantizer" }, { field: "channel" }, { field: "min", format: ".3g" }, { field: "max", format: ".3g" }] } },
+          {
+            data: { values: channels.rows },
+            transform: [{ filter: "datum.node === layer" }],
+            layer: [
+              { mark: { type: "rule", color: "#555" }, encoding: { x: { field: "channel", type: "ordinal", title: "output channel", axis: { labelOverlap: "greedy", labelAngle: 0, ticks: false } }, y: { field: "min", type: "quantitative", title: "weight" }, y2: { field: "max" } } },
+              { mark: { type: "bar", color: COLORS.weights }, encoding: { x: { field: "channel", type: "ordinal" }, y: { field: "q1", type: "quantitative" }, y2: { field: "q3" }, tooltip: [{ field: "quantizer" }, { field: "channel" }, { field: "min", format: ".3g" }, { field: "median", format: ".3g" }, { field: "max", format: ".3g" }] } },
+            ],
+          },
+          message("weights"),
         ],
+        resolve: { scale: { y: "independent" } },
       },
       {
         title: "output histogram",
@@ -36,16 +76,18 @@ export function layerExplorerView(channels: WeightChannelsResult, histograms: Hi
             data: { values: bins },
             transform: [{ filter: "datum.node === layer" }],
             mark: { type: "rect", color: COLORS.fp32 },
-            encoding: { x: { field: "start", type: "quantitative", title: "value" }, x2: { field: "end" }, y: { field: "count", type: "quantitative", scale: { type: "symlog" } } },
+            encoding: { x: { field: "start", type: "quantitative", title: "value" }, x2: { field: "end" }, y: { field: "count", type: "quantitative", ...countAxis(maxCount) }, tooltip: [{ field: "start", format: ".3g" }, { field: "end", format: ".3g" }, { field: "count", format: "," }] },
           },
           {
             data: { values: ranges },
             transform: [{ filter: "datum.node === layer" }],
             mark: { type: "rule", color: COLORS.quantized, strokeDash: [5, 3], strokeWidth: 2 },
-            encoding: { x: { field: "value", type: "quantitative" } },
+            encoding: { x: { field: "value", type: "quantitative" }, tooltip: [{ field: "value", format: ".4g", title: "range edge" }] },
           },
+          message("histogram"),
         ],
+        resolve: { scale: { y: "independent" } },
       },
     ],
-  });
+  } as unknown as View;
 }

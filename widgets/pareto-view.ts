@@ -1,5 +1,6 @@
 import type { MixedPrecisionResult } from "../src/fix/mixed-precision";
-import { COLORS, View, view, WIDTH } from "./spec";
+import { COLORS, metricFormat, View, view, WIDTH } from "./spec";
+import { registerView } from "./registry";
 
 const KIND_LABELS: Record<MixedPrecisionResult["pareto"][number]["kind"], string> = {
   lowest: "all lowest",
@@ -26,12 +27,22 @@ export function paretoView(result: MixedPrecisionResult): View {
   const points = result.pareto.map((p) => ({ ...p, kindLabel: KIND_LABELS[p.kind], step: p.step ?? null }));
   const front = points.filter((p) => p.onFront).sort((a, b) => a.relativeCost - b.relativeCost || a.score - b.score);
   const path = result.table.map((r) => ({ ...r, label: r.step === 0 ? "start" : `${r.step}` }));
+  // Step numbers only where they do not run into the previous one (steps a few tenths of a percent apart would overprint).
+  const costs = result.pareto.map((p) => p.relativeCost);
+  const minGap = (Math.max(...costs) - Math.min(...costs)) * 0.025;
+  let lastLabelled = -Infinity;
+  const labelledSteps = path.filter((r) => {
+    if (r.step === 0 || r.relativeCost - lastLabelled < minGap) return false;
+    lastLabelled = r.relativeCost;
+    return true;
+  });
   const chosen = points.filter((p) => p.chosen);
   const x = { field: "relativeCost", type: "quantitative", title: costTitle, axis: { format: "%" }, scale: { zero: false, nice: true } };
-  const y = { field: "score", type: "quantitative", title: result.metric.label, scale: { zero: false } };
+  const y = { field: "score", type: "quantitative", title: result.metric.label, scale: { zero: false }, axis: { format: metricFormat(result.metric).axis } };
   const references = [
-    { ref: `target ${result.target.toFixed(4)}`, score: result.target, color: COLORS.fail },
-    { ref: "FP32", score: result.reference.fp32, color: COLORS.fp32 },
+    // The target's label goes under its line (the front usually runs just above it), FP32's over its own.
+    { ref: `target ${metricFormat(result.metric).text(result.target)}`, score: result.target, color: COLORS.fail, dy: 10 },
+    { ref: "FP32", score: result.reference.fp32, color: COLORS.fp32, dy: -6 },
   ];
   const kinds = [...new Set(points.map((p) => p.kindLabel))];
   const palette: Record<string, string> = { "all lowest": COLORS.quantized, "all highest": COLORS.fp32, "one layer lowered": "#bab0ac", "one layer raised": "#bab0ac", "search step": COLORS.weights };
@@ -41,7 +52,7 @@ export function paretoView(result: MixedPrecisionResult): View {
     layer: [
       ...references.flatMap((r) => [
         { data: { values: [r] }, mark: { type: "rule", strokeDash: [4, 3], color: r.color }, encoding: { y: { field: "score", type: "quantitative" }, tooltip: [{ field: "ref", title: "reference" }, { field: "score", format: ".4f" }] } },
-        { data: { values: [r] }, mark: { type: "text", align: "right", dx: -2, dy: -6, color: r.color, x: "width" }, encoding: { y: { field: "score", type: "quantitative" }, text: { field: "ref" } } },
+        { data: { values: [r] }, mark: { type: "text", align: "right", dx: -2, dy: r.dy, color: r.color, x: "width" }, encoding: { y: { field: "score", type: "quantitative" }, text: { field: "ref" } } },
       ]),
       {
         data: { values: front },
@@ -74,7 +85,7 @@ export function paretoView(result: MixedPrecisionResult): View {
         },
       },
       {
-        data: { values: path.filter((r) => r.step > 0) },
+        data: { values: labelledSteps },
         mark: { type: "text", align: "right", dx: -6, dy: -6, fontSize: 9, color: COLORS.weights },
         encoding: { x, y, text: { field: "label" }, tooltip: [{ field: "step" }, { field: "changed", title: "layer raised" }, { field: "candidate", title: "to" }, { field: "score", format: ".4f" }, { field: "relativeCost", format: ".1%", title: "relative cost" }] },
       },
@@ -146,3 +157,5 @@ export function mixedPrecisionTableView(result: MixedPrecisionResult): View {
     ],
   });
 }
+
+registerView<MixedPrecisionResult>("paretoView", { steps: ["mixed-precision"] }, paretoView);

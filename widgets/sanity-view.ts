@@ -1,5 +1,6 @@
 import type { SanityCheckResult } from "../src/quant/sanity-check";
 import { COLORS, View, view, WIDTH } from "./spec";
+import { registerView } from "./registry";
 
 /** FP32 sanity check: each variant's largest relative error against FP32, with the tolerance. */
 export function sanityView(result: SanityCheckResult): View {
@@ -29,3 +30,5 @@ export function sanityView(result: SanityCheckResult): View {
     ],
   });
 }
+
+registerView<SanityCheckResult>("sanityView", { steps: ["fp32-sanity-check"] }, sanityView);

@@ -1,38 +1,36 @@
 import type { SplitResult } from "../src/analysis/weights-vs-activations";
-import { COLORS, View, view, WIDTH } from "./spec";
+import { registerView } from "./registry";
+import { COLORS, metricFormat, scoreDomain, View, view, WIDTH } from "./spec";
 
-/** Weights vs activations: the four scores as bars, with FP32's as a reference line. */
+/**
+ * Weights vs activations: the four scores as lollipops from FP32's score, so
+ * differences of a fraction of a point stay visible. Each score is written on
+ * the side away from FP32 with its change, so labels never sit on the lines.
+ */
 export function splitView(result: SplitResult): View {
   const colors = [COLORS.fp32, COLORS.weights, COLORS.activations, COLORS.quantized];
-  return view(`Weights vs activations (${result.metric.label})`, result.diagnosis, {
+  const format = metricFormat(result.metric);
+  const rows = result.rows.map((r) => ({
+    ...r,
+    fp32: result.fp32,
+    change: r.score - result.fp32,
+    side: r.score < result.fp32 ? "left" : "right",
+    label: r.variant === "FP32" ? format.text(r.score) : `${format.text(r.score)} (${format.changeText(r.score - result.fp32)})`,
+  }));
+  const y = { field: "variant", type: "nominal", sort: null, title: null } as const;
+  const x = { type: "quantitative", scale: { domain: scoreDomain(result.rows.map((r) => r.score), result.metric, 0.45), nice: false }, title: result.metric.label, axis: { format: format.axis } } as const;
+  const color = { field: "variant", type: "nominal", sort: null, scale: { range: colors }, legend: null } as const;
+  return view(`Weights vs activations (${result.metric.label}): ${result.culprit === "none" ? "no side causes a drop" : result.culprit === "both" ? "both sides cause the drop" : `${result.culprit} cause the drop`}`, result.diagnosis, {
     width: WIDTH,
     height: 120,
-    data: { values: result.rows },
-    // Lollipops from FP32's score: differences of a fraction of a point stay visible.
-    transform: [{ calculate: String(result.fp32), as: "fp32" }],
+    data: { values: rows },
     layer: [
-      {
-        mark: { type: "rule", strokeWidth: 2 },
-        encoding: {
-          y: { field: "variant", type: "nominal", sort: null, title: null },
-          x: { field: "fp32", type: "quantitative", scale: { zero: false }, title: result.metric.label },
-          x2: { field: "score" },
-          color: { field: "variant", type: "nominal", sort: null, scale: { range: colors }, legend: null },
-        },
-      },
-      {
-        mark: { type: "point", filled: true, size: 160 },
-        encoding: {
-          y: { field: "variant", type: "nominal", sort: null },
-          x: { field: "score", type: "quantitative" },
-          color: { field: "variant", type: "nominal", sort: null, scale: { range: colors }, legend: null },
-          tooltip: [{ field: "variant" }, { field: "score", format: ".4f" }, { field: "drop", format: ".4f" }],
-        },
-      },
-      {
-        mark: { type: "text", align: "left", dx: 10 },
-        encoding: { y: { field: "variant", type: "nominal", sort: null }, x: { field: "score", type: "quantitative" }, text: { field: "score", format: ".4f" } },
-      },
+      { mark: { type: "rule", strokeWidth: 2 }, encoding: { y, x: { field: "fp32", ...x }, x2: { field: "score" }, color } },
+      { mark: { type: "point", filled: true, size: 160 }, encoding: { y, x: { field: "score", ...x }, color, tooltip: [{ field: "variant" }, { field: "score", format: format.score }, { field: "change", format: format.change }] } },
+      { transform: [{ filter: "datum.side === 'right'" }], mark: { type: "text", align: "left", dx: 10 }, encoding: { y, x: { field: "score", ...x }, text: { field: "label" } } },
+      { transform: [{ filter: "datum.side === 'left'" }], mark: { type: "text", align: "right", dx: -10 }, encoding: { y, x: { field: "score", ...x }, text: { field: "label" } } },
     ],
   });
 }
+
+registerView<SplitResult>("splitView", { steps: ["weights-vs-activations"] }, splitView);

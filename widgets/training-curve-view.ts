@@ -1,5 +1,6 @@
 import type { CurvePoint } from "../src/fix/training-curve";
 import { View, view, WIDTH } from "./spec";
+import { registerView } from "./registry";
 
 export interface TrainingCurveViewOptions {
   /** Default: "Training curve" (one run) or "Training curves" (several). */
@@ -112,3 +113,6 @@ function countBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 function fmt(v: number): string {
   return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(3) : v.toPrecision(3);
 }
+
+/** QAT (its loss and metric over training); AdaRound has a view of its own (adaround-view.ts). */
+registerView<{ curve: CurvePoint[] }>("trainingCurveView", { steps: ["qat"], matches: (x) => Array.isArray(x.curve) && !Array.isArray(x.layers) }, (r) => trainingCurveView(r.curve));

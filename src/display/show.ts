@@ -1,19 +1,11 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { View } from "../../widgets/spec";
-import { sanityView } from "../../widgets/sanity-view";
-import { splitView } from "../../widgets/split-view";
+import { fixStepView } from "../../widgets/flow-view";
 import { sweepView } from "../../widgets/sweep-view";
-import { layerErrorView } from "../../widgets/layer-error-view";
-import { rangesView } from "../../widgets/ranges-view";
-import { weightChannelsView } from "../../widgets/weight-channels-view";
-import { histogramView } from "../../widgets/histogram-view";
-import { flowView, fixStepView } from "../../widgets/flow-view";
-import { channelRangesView } from "../../widgets/channel-ranges-view";
-import { trainingCurveView } from "../../widgets/training-curve-view";
-import { paretoView } from "../../widgets/pareto-view";
+import { registeredViews, viewFor } from "../../widgets/registry";
+import "../../widgets/all";
 import type { FlowStep } from "../flow/flow-types";
-import { activationAxesView } from "../../widgets/activation-axes-view";
 import type { ProgressFn } from "../progress";
 import { MimeBundle, mimeBundle } from "./bundle";
 import { renderSvg } from "./render";
@@ -22,36 +14,27 @@ import { inNotebook, sendDisplay } from "./tslab-channel";
 /** Anything `show` can draw: a view, or an analysis result (dispatched on its `step`). */
 export type Showable = View | { step: string; diagnosis?: string } | readonly { step: string }[] | FlowStep;
 
-/** The view of a result: one function per result kind, all in widgets/. */
+/**
+ * The view of a result: the view its kind registered (widgets/registry.ts; each
+ * view file registers the result kinds it draws), a flow step's own view, or
+ * the view itself.
+ */
 export function viewOf(x: Showable): View {
   if (Array.isArray(x)) return sweepView(...(x as Parameters<typeof sweepView>));
-  const r = x as { step?: string; $schema?: string };
+  const r = x as Record<string, unknown>;
   if (r.$schema) return x as View;
   if ("box" in r) return flowStepView(x as FlowStep);
-  switch (r.step) {
-    case "fp32-sanity-check": return sanityView(x as Parameters<typeof sanityView>[0]);
-    case "weights-vs-activations": return splitView(x as Parameters<typeof splitView>[0]);
-    case "sweep-enabled":
-    case "sweep-disabled": return sweepView(x as Parameters<typeof sweepView>[0]);
-    case "layer-error": return layerErrorView(x as Parameters<typeof layerErrorView>[0]);
-    case "ranges": return rangesView(x as Parameters<typeof rangesView>[0]);
-    case "weight-channels": return weightChannelsView(x as Parameters<typeof weightChannelsView>[0]);
-    case "histograms": return histogramView(x as Parameters<typeof histogramView>[0]);
-    case "activation-axes": return activationAxesView(x as Parameters<typeof activationAxesView>[0]);
-    case "debug-flow": return flowView(x as Parameters<typeof flowView>[0]);
-    case "mixed-precision": return paretoView(x as Parameters<typeof paretoView>[0]);
-    case "qat": return trainingCurveView((x as unknown as { curve: Parameters<typeof trainingCurveView>[0] }).curve);
-    default: throw new Error(`show: nothing to draw for ${JSON.stringify(r.step ?? Object.keys(r).slice(0, 4))} (give an analysis result or a Vega-Lite view)`);
-  }
+  const drawn = viewFor(r);
+  if (drawn) return drawn;
+  const known = registeredViews().flatMap((v) => v.steps);
+  throw new Error(`show: nothing to draw for ${JSON.stringify(r.step ?? Object.keys(r).slice(0, 4))} (give an analysis or fix result — steps ${known.join(", ")} — or a Vega-Lite view)`);
 }
 
-/** A step of the debugging flow: its analysis's own view, CLE's channel ranges, or the fix's before/after. */
+/** A step of the debugging flow: its result's own view when it has one, else the score before and after. */
 function flowStepView(step: FlowStep): View {
-  const result = step.result as { step?: string; channelRanges?: Parameters<typeof channelRangesView>[0]; curve?: Parameters<typeof trainingCurveView>[0] } | undefined;
-  if (result?.step) return viewOf(result as Showable);
-  if (result?.curve) return trainingCurveView(result.curve);
-  if (result?.channelRanges) return channelRangesView(result.channelRanges, "CLE");
-  return fixStepView(step);
+  const result = step.result as Record<string, unknown> | undefined;
+  const drawn = result && typeof result === "object" && !step.skipped ? viewFor(result) : undefined;
+  return drawn ?? fixStepView(step);
 }
 
 function textOf(view: View, x: Showable): string {
