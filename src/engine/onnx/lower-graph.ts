@@ -79,8 +79,34 @@ export function lowerGraph(graph: Graph, options: LowerOptions = {}): LoweredMod
   const fed = new Set(options.fed ?? []);
   const outputs = options.outputs ?? graph.outputs;
   const taps = options.taps ?? [];
+  const needed = neededNodes(graph, [...outputs, ...taps.map((t) => t.node)], fed);
+  outputs.forEach((name) => b.reserve(name));
+  const { values, raw, as } = lowerNodes(b, graph, needed, inputs, { ...options, fed });
 
-  // 1. The nodes to lower: what the outputs and taps need, stopping at fed values.
+  // Outputs: the model's in the graph's layout; taps as they are.
+  const lowered: LoweredOutput[] = [];
+  const declared = new Set<string>();
+  const declare = (name: string, node: string, role: LoweredOutput["role"], layout: OnnxLayout, before?: "quantizer") => {
+    // A graph value can be declared an output only once: alias repeats through Identity.
+    const onnxName = declared.has(name) || b.inputs.some((i) => i.name === name) ? b.node("Identity", [name], {}, { name: `${node}:${role}` })[0] : name;
+    declared.add(onnxName);
+    b.output(onnxName, node === "" ? "float32" : dtypeOf(graph.node(node)));
+    lowered.push({ onnx: onnxName, node, role, layout, before });
+  };
+  for (const name of outputs) {
+    // Model outputs carry the graph's output names, so an exported model reads like the TF.js one.
+    const v = as(values.get(name)!, "native");
+    declare(v === name ? v : b.node("Identity", [v], {}, { exactName: name, name })[0], name, "output", "native");
+  }
+  for (const t of taps) {
+    const v = t.before === "quantizer" ? raw.get(t.node)! : values.get(t.node)!;
+    declare(v.name, t.node, "tap", v.rank >= 3 ? v.layout : "native", t.before);
+  }
+  return { bytes: b.toModel(graph.name), inputs, outputs: lowered, values: new Map(raw) };
+}
+
+/** The nodes that computing `targets` needs, stopping at fed values and model inputs. */
+export function neededNodes(graph: Graph, targets: readonly string[], fed: ReadonlySet<string> = new Set()): Set<string> {
   const needed = new Set<string>();
   const visit = (name: string) => {
     if (needed.has(name)) return;
@@ -88,30 +114,57 @@ export function lowerGraph(graph: Graph, options: LowerOptions = {}): LoweredMod
     const node = graph.node(name);
     if (!fed.has(name) && node.op !== "input") node.inputs.forEach(visit);
   };
-  [...outputs, ...taps.map((t) => t.node)].forEach(visit);
+  targets.forEach(visit);
+  return needed;
+}
 
-  outputs.forEach((name) => b.reserve(name));
+/** How one copy of the graph's nodes is lowered into a builder. */
+export interface InstanceOptions {
+  quantizers?: ReadonlyMap<string, QuantizerLowering>;
+  paramSource?: (node: GraphNode, key: string) => ParamSource;
+  /** Node outputs fed as model inputs instead of computed, in the layouts `layouts` records. */
+  fed?: ReadonlySet<string>;
+  layouts?: ReadonlyMap<string, OnnxValue>;
+  /** Values already in the builder (another copy's, or its model inputs): used as they are. */
+  given?: ReadonlyMap<string, OnnxValue>;
+}
+
+/**
+ * Lowers the `needed` nodes in execution order into `b`, quantizing outputs
+ * where a quantizer sits. One model can hold several copies of the graph
+ * (FP32 beside quantized, sharing the model inputs through `given`).
+ * Returns each node's value after its quantizer (`values`) and before (`raw`).
+ */
+export function lowerNodes(
+  b: OnnxGraphBuilder,
+  graph: Graph,
+  needed: ReadonlySet<string>,
+  inputs: LoweredInput[],
+  options: InstanceOptions = {},
+): { values: Map<string, OnnxValue>; raw: Map<string, OnnxValue>; as: (v: OnnxValue, layout: OnnxLayout) => string } {
+  const fed = options.fed ?? new Set<string>();
   const values = new Map<string, OnnxValue>();
   const raw = new Map<string, OnnxValue>();
   const converted = new Map<string, string>();
   const params = new Map<string, string>();
 
+  const as = (v: OnnxValue, layout: OnnxLayout) => {
+    if (v.layout === layout || v.rank < 3) return v.name;
+    const key = `${v.name}→${layout}`;
+    let name = converted.get(key);
+    if (!name) {
+      const toFirst = channelsFirstPerm(v.rank);
+      const perm = layout === "channelsFirst" ? toFirst : toFirst.map((_, i) => toFirst.indexOf(i));
+      name = b.node("Transpose", [v.name], { perm }, { name: `${v.name}:${layout}` })[0];
+      converted.set(key, name);
+    }
+    return name;
+  };
   const ctx: OnnxLoweringContext = {
     node: (opType, ins, attrs = {}, opts = {}) => b.node(opType, ins, attrs as Record<string, never>, opts)[0],
     constant: (data, dims, dtype = "float32") => b.constant(data, dims, dtype),
     ints: (values) => b.ints(values),
-    as: (v, layout) => {
-      if (v.layout === layout || v.rank < 3) return v.name;
-      const key = `${v.name}→${layout}`;
-      let name = converted.get(key);
-      if (!name) {
-        const toFirst = channelsFirstPerm(v.rank);
-        const perm = layout === "channelsFirst" ? toFirst : toFirst.map((_, i) => toFirst.indexOf(i));
-        name = b.node("Transpose", [v.name], { perm }, { name: `${v.name}:${layout}` })[0];
-        converted.set(key, name);
-      }
-      return name;
-    },
+    as,
     param: (node, key, layout) => {
       const id = `${node.name}/${key}`;
       const known = params.get(id);
@@ -134,9 +187,14 @@ export function lowerGraph(graph: Graph, options: LowerOptions = {}): LoweredMod
     },
   };
 
-  // 2. Lower in execution order; quantize outputs where a quantizer sits.
   for (const node of graph.nodes) {
     if (!needed.has(node.name)) continue;
+    const given = options.given?.get(node.name);
+    if (given) {
+      values.set(node.name, given);
+      raw.set(node.name, given);
+      continue;
+    }
     let value: OnnxValue;
     if (fed.has(node.name)) {
       const known = options.layouts?.get(node.name);
@@ -162,28 +220,7 @@ export function lowerGraph(graph: Graph, options: LowerOptions = {}): LoweredMod
     if (q) value = { ...value, name: lowerQuantizer(b, q, value.name, inputs) };
     values.set(node.name, value);
   }
-
-  // 3. Outputs: the model's in the graph's layout; taps as they are.
-  const lowered: LoweredOutput[] = [];
-  const declared = new Set<string>();
-  const declare = (name: string, node: string, role: LoweredOutput["role"], layout: OnnxLayout, before?: "quantizer") => {
-    // A graph value can be declared an output only once: alias repeats through Identity.
-    const onnxName = declared.has(name) || b.inputs.some((i) => i.name === name) ? b.node("Identity", [name], {}, { name: `${node}:${role}` })[0] : name;
-    declared.add(onnxName);
-    b.output(onnxName, node === "" ? "float32" : dtypeOf(graph.node(node)));
-    lowered.push({ onnx: onnxName, node, role, layout, before });
-  };
-  for (const name of outputs) {
-    // Model outputs carry the graph's output names, so an exported model reads like the TF.js one.
-    const v = ctx.as(values.get(name)!, "native");
-    declare(v === name ? v : b.node("Identity", [v], {}, { exactName: name, name })[0], name, "output", "native");
-  }
-  for (const t of taps) {
-    const v = t.before === "quantizer" ? raw.get(t.node)! : values.get(t.node)!;
-    declare(v.name, t.node, "tap", v.rank >= 3 ? v.layout : "native", t.before);
-  }
-  const layouts = new Map([...raw].map(([k, v]) => [k, v]));
-  return { bytes: b.toModel(graph.name), inputs, outputs: lowered, values: layouts };
+  return { values, raw, as };
 }
 
 function dtypeOf(node: GraphNode): OnnxDtype {
