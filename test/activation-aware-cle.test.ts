@@ -157,8 +157,11 @@ describe("activation-aware CLE", () => {
       assert.ok(worst("aware") < worst("cle"), `worst ratio ${worst("cle")} → ${worst("aware")}`);
       assert.ok(typical("aware") < typical("cle"), `median ratio ${typical("cle")} → ${typical("aware")}`);
       // The view draws every pair in the three states.
-      const view = activationAwareCleView(r) as unknown as { layer: { data: { values: unknown[] } }[] };
-      assert.equal(view.layer[1].data.values.length, 3 * r.activations.length);
+      const view = activationAwareCleView(r) as unknown as { hconcat: { layer: { data: { values: { state: string; ratio: number }[] } }[] }[] };
+      const drawn = view.hconcat.map((panel) => panel.layer[1].data.values);
+      assert.deepEqual(drawn.map((v) => v.length), [3 * r.activations.length, 3 * r.activations.length]);
+      assert.equal(drawn[0][2].ratio, r.activations[0].ratio.aware);
+      assert.equal(drawn[1][1].ratio, r.activations[0].weightRatio.cle);
       r.graph.dispose();
     });
     x.dispose();

@@ -59,6 +59,8 @@ export interface ActivationChannelRanges {
   aware: number[];
   /** Largest over median channel range in each state: how much of a per-tensor grid the typical channel leaves unused. */
   ratio: { original: number; cle: number; aware: number };
+  /** The same for the weights around it: the wider of W1's output-channel and W2's input-channel spreads (largest over median max |w|). */
+  weightRatio: { original: number; cle: number; aware: number };
 }
 
 export interface ActivationAwareCleResult {
@@ -189,6 +191,17 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
     // Vanilla CLE's own scales (same pairs and passes), for the comparison.
     const vanillaRun = crossLayerEqualization(source, { iterations, relu6: relu6 === "relu" ? "relu" : "per-channel" });
     const vanilla = vanillaRun.scales;
+    /** The weights take on what the activations give up: the wider of W1's output-channel and W2's input-channel spreads. */
+    const weightSpread = (p: Pair, paramsOf: (name: string) => Params) => {
+      const a = KERNEL_AXES[p.first.op];
+      const b = KERNEL_AXES[p.second.op];
+      return Math.max(spread(channelRanges(paramsOf(p.first.name)[a.param], a.outAxis)), spread(channelRanges(paramsOf(p.second.name)[b.param], b.inAxis)));
+    };
+    const weightRatios = pairs.map((p) => ({
+      original: weightSpread(p, (n) => source.node(n).params),
+      cle: weightSpread(p, (n) => vanillaRun.graph.node(n).params),
+      aware: weightSpread(p, (n) => params.get(n)!),
+    }));
     vanillaRun.graph.dispose();
     // ReLU6 as the mode says: ReLU, per-channel clips 6/S_i, or kept.
     const relu6Replaced: string[] = [];
@@ -212,7 +225,7 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
       const original = clipped(p) && relu6 === "relu" ? activationRangeWithClip(preAct.get(p.first.name)!.max, p.act!.attrs.maxValue as number) : r;
       const cle = r.map((v, i) => v / vanilla[p.first.name][i]);
       const aware = r.map((v, i) => v / scales[p.first.name][i]);
-      return { index, first: p.first.name, second: p.second.name, activation: (p.act ?? p.first).name, original, cle, aware, ratio: { original: spread(original), cle: spread(cle), aware: spread(aware) } };
+      return { index, first: p.first.name, second: p.second.name, activation: (p.act ?? p.first).name, original, cle, aware, ratio: { original: spread(original), cle: spread(cle), aware: spread(aware) }, weightRatio: weightRatios[index] };
     });
     const relu6Bound = [...bound].map(([activation, b]) => ({ activation, pinned: b.pinned.size, capped: b.capped.size }));
     const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
@@ -377,13 +390,19 @@ function diagnose(rows: ActivationChannelRanges[], alpha: number, relu6: AwareRe
   const worst = (key: "original" | "cle" | "aware") => rows.reduce((w, r) => (r.ratio[key] > w.ratio[key] ? r : w));
   const median = (key: "original" | "cle" | "aware") => {
     const v = rows.map((r) => r.ratio[key]).sort((a, b) => a - b);
-    return v[v.length >> 1];
+    return v[(v.length - 1) >> 1];
   };
+  const weightMedian = (key: "cle" | "aware") => {
+    const v = rows.map((r) => r.weightRatio[key]).sort((a, b) => a - b);
+    return v[(v.length - 1) >> 1];
+  };
+  const weightWorst = (key: "cle" | "aware") => Math.max(...rows.map((r) => r.weightRatio[key]));
   const wc = worst("cle");
   const wa = worst("aware");
   const parts = [
     `Vanilla CLE leaves the activations between its ${rows.length} pairs uneven: the typical layer's largest channel range is ${median("cle").toFixed(1)}× its median channel's (${median("original").toFixed(1)}× before any CLE), and up to ${wc.ratio.cle.toFixed(1)}× in ${wc.activation}.`,
-    `With the activation ranges weighed in (α = ${alpha}), the typical ratio is ${median("aware").toFixed(1)}× and the worst ${wa.ratio.aware.toFixed(1)}× (${wa.activation}), so a per-tensor activation grid wastes fewer of its steps on one channel; the weights take on the difference.`,
+    `With the activation ranges weighed in (α = ${alpha}), the typical ratio is ${median("aware").toFixed(1)}× and the worst ${wa.ratio.aware.toFixed(1)}× (${wa.activation}), so a per-tensor activation grid wastes fewer of its steps on one channel.`,
+    `The weights take on the difference: their widest channel spread per pair goes from ${weightMedian("cle").toFixed(1)}× (vanilla CLE) to ${weightMedian("aware").toFixed(1)}× typically, ${weightWorst("cle").toFixed(1)}× to ${weightWorst("aware").toFixed(1)}× at worst${weightWorst("aware") > 2 * weightWorst("cle") ? ": with per-tensor weights that can cost more than the activations gain; per-channel weights do not pay it for W1 or for a depthwise W2" : ""}.`,
   ];
   if (relu6 === "keep") {
     const pinned = bound.reduce((s, b) => s + b.pinned, 0);
