@@ -105,3 +105,6 @@ export { paretoView, mixedPrecisionTableView } from "../widgets/pareto-view";
 export { beforeAfterView } from "../widgets/before-after-view";
 export { adaround, resolveAdaroundOptions } from "./fix/adaround";
 export type { AdaroundOptions, AdaroundResult, AdaroundLayerRow, AdaroundSkip, ResolvedAdaroundOptions, AdaroundInputs } from "./fix/adaround";
+export { activationAwareCle, awareScales } from "./fix/activation-aware-cle";
+export type { ActivationAwareCleOptions, ActivationAwareCleResult, ActivationChannelRanges, AwareRelu6Mode } from "./fix/activation-aware-cle";
+export { activationAwareCleView } from "../widgets/activation-aware-cle-view";
