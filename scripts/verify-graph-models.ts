@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { ensureBackend } from "../src/backend";
-import { loadGraph, loadGraphModelFromFile } from "../src/graph/load-model";
+import { loadGraph, LoadGraphOptions, loadGraphModelFromFile } from "../src/graph/load-model";
 import { verifyAgainstGraphModel } from "../src/graph/tf-graph/verify-graph-model";
 import { placeQuantizers } from "../src/quant/placement";
 import { decodeImage } from "../src/data/images";
@@ -18,7 +18,10 @@ import { Graph } from "../src/graph/graph";
 const FOLDER = path.join(__dirname, "..", "..", "..", "node_modules", "@vladmandic", "human-models", "models");
 
 /** Where the control-flow models are cut: their network outputs, before post-processing. */
-export const CUTS: Record<string, string[]> = {};
+export const CUTS: Record<string, LoadGraphOptions> = {
+  // The box and class predictions, before decoding and non-max suppression; the input size is open.
+  faceboxes: { outputs: ["reshaping/concat", "reshaping/concat_1"], inputShapes: { image_tensor: [1, 512, 512, 3] } },
+};
 
 /** Real photos for image inputs ([batch, h, w, 3]): two face-api demo photos resized, in [0, 1]; seeded noise otherwise. */
 function photoBatch(graph: Graph): tf.Tensor[] | undefined {
@@ -52,9 +55,10 @@ async function main(): Promise<void> {
     const model = await loadGraphModelFromFile(file);
     const before = tf.memory().numTensors;
     let note = "";
-    let outputs = CUTS[name];
+    const cut = CUTS[name];
+    const outputs = cut?.outputs;
     try {
-      if (!outputs) {
+      if (!cut) {
         try {
           const g = await loadGraph(file);
           g.dispose();
@@ -64,7 +68,7 @@ async function main(): Promise<void> {
         }
       }
       const start = Date.now();
-      const graph = await loadGraph(file, outputs ? { outputs } : {});
+      const graph = await loadGraph(file, cut ?? {});
       const ms = Date.now() - start;
       try {
         const inputs = photoBatch(graph);

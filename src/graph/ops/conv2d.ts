@@ -9,6 +9,11 @@ registerOp({
   op: "conv2d",
   run: (node, [x], p) => {
     const a = node.attrs as unknown as Conv2dAttrs;
+    // A graph model's Conv2D followed by its own bias Add: added after the sums, as TF.js runs it.
+    if (node.attrs.biasAfter === true && p.bias) {
+      const sums = tf.conv2d(x as tf.Tensor4D, p.kernel as tf.Tensor4D, a.strides, a.padding, "NHWC", a.dilations);
+      return applyActivation(tf.add(sums, p.bias), { fn: a.activation });
+    }
     const fused = fusedActivation(a.activation);
     const y = tf.fused.conv2d({
       x: x as tf.Tensor4D,

@@ -14,8 +14,12 @@ registerOp({
     const a = node.attrs as { activation: string };
     const units = p.kernel.shape[1] as number;
     const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, x.shape[x.rank - 1]]) as tf.Tensor2D;
-    const fused = fusedActivation(a.activation);
-    let y: tf.Tensor = tf.fused.matMul({ a: x2, b: p.kernel as tf.Tensor2D, bias: p.bias, activation: fused ?? "linear" });
+    // A graph model's MatMul followed by its own bias Add: added after the sums, as TF.js runs it.
+    const biasAfter = node.attrs.biasAfter === true && p.bias !== undefined;
+    const fused = biasAfter ? undefined : fusedActivation(a.activation);
+    let y: tf.Tensor = biasAfter
+      ? tf.add(tf.matMul(x2, p.kernel as tf.Tensor2D), p.bias)
+      : tf.fused.matMul({ a: x2, b: p.kernel as tf.Tensor2D, bias: p.bias, activation: fused ?? "linear" });
     if (x.rank !== 2) y = tf.reshape(y, [...x.shape.slice(0, -1), units]);
     return fused ? y : applyActivation(y, { fn: a.activation });
   },

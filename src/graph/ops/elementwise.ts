@@ -30,7 +30,9 @@ const UNARY: Record<string, { tf: (x: tf.Tensor) => tf.Tensor; onnx: (ctx: OnnxL
   tan: { tf: tf.tan, onnx: (c, x) => c.node("Tan", [x]) },
   atan: { tf: tf.atan, onnx: (c, x) => c.node("Atan", [x]) },
   tanh: { tf: tf.tanh, onnx: (c, x) => c.node("Tanh", [x]) },
-  sigmoid: { tf: tf.sigmoid, onnx: (c, x) => c.node("Sigmoid", [x]) },
+  // 1 / (1 + e^-x) written out: ONNX Runtime's Sigmoid kernel is an approximation whose relative error
+  // grows where the result is tiny (1e-3 at x = -15), which a detector's flag output often is.
+  sigmoid: { tf: tf.sigmoid, onnx: (c, x) => c.node("Reciprocal", [c.node("Add", [c.constant([1], []), c.node("Exp", [c.node("Neg", [x])])])]) },
   /** Cast to float: a no-op on the graph's float values, and what turns an int32 model input into them. */
   toFloat: { tf: (x) => tf.cast(x, "float32"), onnx: (c, x) => c.node("Cast", [x], { to: 1 }) },
   /** Cast to an integer type: truncation toward zero, kept as float. */

@@ -26,23 +26,41 @@ export function isControlFlow(op: string): boolean {
 export function controlFlowError(modelName: string, order: readonly TfNode[], isConstant: (name: string) => boolean): Error | undefined {
   const flow = order.filter((n) => isControlFlow(n.op));
   if (!flow.length) return undefined;
-  // Everything downstream of a control-flow op belongs to the post-processing.
+  // Everything downstream of a control-flow op belongs to the post-processing; loops feed back,
+  // so spread until nothing changes.
   const tainted = new Set<string>();
-  for (const n of order) if (isControlFlow(n.op) || n.inputs.some((r) => tainted.has(r.node))) tainted.add(n.name);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const n of order) {
+      if (!tainted.has(n.name) && (isControlFlow(n.op) || n.inputs.some((r) => tainted.has(r.node)))) {
+        tainted.add(n.name);
+        changed = true;
+      }
+    }
+  }
+  // Cut points are values computed from the inputs (not constants, not the inputs themselves).
+  const fromData = new Set<string>();
+  for (const n of order) if (n.op === "Placeholder" || n.inputs.some((r) => fromData.has(r.node))) fromData.add(n.name);
+  const byName = new Map(order.map((n) => [n.name, n]));
   const cuts = new Set<string>();
   for (const n of order) {
     if (!tainted.has(n.name)) continue;
-    for (const r of n.inputs) if (!tainted.has(r.node) && !isConstant(r.node)) cuts.add(r.index ? `${r.node}:${r.index}` : r.node);
+    for (const r of n.inputs) {
+      const producer = byName.get(r.node);
+      if (!tainted.has(r.node) && !isConstant(r.node) && fromData.has(r.node) && producer?.op !== "Placeholder") cuts.add(r.index ? `${r.node}:${r.index}` : r.node);
+    }
   }
-  const byName = new Map(order.map((n) => [n.name, n]));
-  const candidates = [...cuts].filter((c) => !["Placeholder"].includes(byName.get(c.replace(/:\d+$/, ""))?.op ?? ""));
+  const candidates = [...cuts];
   const ops = [...new Set(flow.map((n) => n.op))];
   const first = flow[0];
   const shown = candidates.slice(0, 12).map((c) => JSON.stringify(c)).join(", ");
+  const what = `graph model ${modelName} has control flow, which qdebug cannot run: op ${first.op} at node "${first.name}"` +
+    `${flow.length > 1 ? ` (and ${flow.length - 1} more nodes: ${ops.join(", ")})` : ""}. `;
+  if (!candidates.length) {
+    return new Error(`${what}It reads the model's inputs directly (pre-processing in a loop or a conditional), so no cut before it leaves a network to debug.`);
+  }
   return new Error(
-    `graph model ${modelName} has control flow, which qdebug cannot run: op ${first.op} at node "${first.name}"` +
-      `${flow.length > 1 ? ` (and ${flow.length - 1} more nodes: ${ops.join(", ")})` : ""}. ` +
-      `Cut the graph before it and debug the network body: loadGraph(path, { outputs: [${shown}${candidates.length > 12 ? ", …" : ""}] })` +
+    `${what}Cut the graph before it and debug the network body: loadGraph(path, { outputs: [${shown}${candidates.length > 12 ? ", …" : ""}] })` +
       ` (CLI: --outputs a,b); ${candidates.length} value(s) feed the control flow without depending on it.`,
   );
 }

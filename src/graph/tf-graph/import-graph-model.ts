@@ -197,7 +197,12 @@ function foldConstants(model: tf.GraphModel, computed: readonly TfNode[], isStat
   if (!toRun.length) return;
   const feeds = Object.fromEntries(inputs.map(({ name, info }, i) => [name, info.dtype === "int32" ? tf.zeros(probeShapes.get(name)!, "int32") : tf.randomUniform(probeShapes.get(name)!, 0, 1, "float32", 1 + i)]));
   try {
-    const out = model.execute(feeds, toRun.map((r) => `${r.node}:${r.index}`));
+    let out: tf.Tensor | tf.Tensor[];
+    try {
+      out = model.execute(feeds, toRun.map((r) => `${r.node}:${r.index}`));
+    } catch (err) {
+      throw new Error(`TF.js's own executor fails on this graph model while folding its shape computations (${toRun.map(refKey).slice(0, 3).join(", ")}): ${(err as Error).message}`);
+    }
     const list = Array.isArray(out) ? out : [out];
     executed.push(...list);
     toRun.forEach((r, i) => folded.set(refKey(r), list[i]));
@@ -347,7 +352,8 @@ function withBatchAxes(name: string, nodes: GraphNode[], inputs: string[], outpu
   } finally {
     tf.dispose(batch);
   }
-  if (nodes.some((n) => !seen.has(n.name))) return fixed;
+  // Every output must carry the batch; one that does not (a batch of 1 baked into a reshape) means the graph runs at 1 only.
+  if (nodes.some((n) => !seen.has(n.name)) || outputs.some((o) => seen.get(o)![0] !== 2)) return fixed;
   return new Graph({
     name,
     nodes: nodes.map((n) => {

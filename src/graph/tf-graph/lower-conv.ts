@@ -74,7 +74,8 @@ registerTfOp(["DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"], (ctx) => {
   const { x, strides, dilations, padding } = spatial(ctx);
   const kernel = ctx.constant(1, "filter");
   const fused = ctx.node.op === "DepthwiseConv2dNative" ? { activation: "linear", after: (y: string) => y, bias: undefined } : fusedOps(ctx, 2);
-  const y = ctx.emit("depthwiseConv2d", [x], { strides, padding, dilations, activation: fused.activation }, withBias({ depthwise_kernel: tf.clone(kernel) }, fused.bias));
+  const attrs = { strides, padding, dilations, activation: fused.activation, fusedKernel: ctx.node.op === "FusedDepthwiseConv2dNative" };
+  const y = ctx.emit("depthwiseConv2d", [x], attrs, withBias({ depthwise_kernel: tf.clone(kernel) }, fused.bias));
   return fused.after(y);
 });
 

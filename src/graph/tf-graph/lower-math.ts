@@ -18,7 +18,9 @@ function fusionTarget(ctx: TfLoweringContext, i = 0): string | undefined {
   return name;
 }
 
-const ACTIVATIONS: Record<string, string> = { Relu: "relu", Relu6: "relu6", Sigmoid: "sigmoid", Tanh: "tanh", Elu: "elu", Selu: "selu", Softplus: "softplus", Softsign: "softsign" };
+// Sigmoid is elementwise math (see ops/elementwise.ts), for its exact ONNX lowering.
+registerTfOp("Sigmoid", (ctx) => ctx.emit("unary", [ctx.value(0)], { fn: "sigmoid" }));
+const ACTIVATIONS: Record<string, string> = { Relu: "relu", Relu6: "relu6", Tanh: "tanh", Elu: "elu", Selu: "selu", Softplus: "softplus", Softsign: "softsign" };
 for (const [op, fn] of Object.entries(ACTIVATIONS)) {
   registerTfOp(op, (ctx) => {
     const target = fn === "relu" || fn === "relu6" ? fusionTarget(ctx) : undefined;
@@ -71,7 +73,8 @@ for (const [op, fn] of Object.entries(BINARY)) {
       const e = ctx.emitted(target)!;
       const channels = ctx.shape(xi)[ctx.shape(xi).length - 1];
       if (!e.params.bias && operand.size === channels && operand.shape[operand.rank - 1] === channels && operand.rank <= ctx.shape(xi).length) {
-        ctx.rewrite(target, e.attrs, { ...e.params, bias: tf.tidy(() => tf.cast(tf.reshape(operand, [channels]), "float32")) });
+        const attrs = e.op === "depthwiseConv2d" ? e.attrs : { ...e.attrs, biasAfter: true };
+        ctx.rewrite(target, attrs, { ...e.params, bias: tf.tidy(() => tf.cast(tf.reshape(operand, [channels]), "float32")) });
         return target;
       }
     }

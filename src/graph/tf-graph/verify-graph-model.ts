@@ -1,7 +1,23 @@
 import * as tf from "@tensorflow/tfjs";
 import { forward } from "../../runner/forward";
 import { Graph } from "../graph";
-import { OutputDifference, VerifyResult } from "../verify";
+
+export interface OutputDifference {
+  output: string;
+  shape: number[];
+  maxAbsDiff: number;
+  /** max |graph - execute| / max |execute|: the error relative to the output's scale. */
+  maxRelDiff: number;
+}
+
+export interface GraphModelVerifyResult {
+  batchSize: number;
+  seed: number;
+  inputShapes: number[][];
+  outputs: OutputDifference[];
+  /** The largest relative difference over all outputs. */
+  maxRelDiff: number;
+}
 
 export interface GraphModelVerifyOptions {
   batchSize?: number;
@@ -20,7 +36,7 @@ export interface GraphModelVerifyOptions {
  * each output's largest magnitude. A model whose inputs fix a batch of 1 is
  * executed one example at a time, so the graph's batch is checked too.
  */
-export async function verifyAgainstGraphModel(graph: Graph, model: tf.GraphModel, options: GraphModelVerifyOptions = {}): Promise<VerifyResult> {
+export async function verifyAgainstGraphModel(graph: Graph, model: tf.GraphModel, options: GraphModelVerifyOptions = {}): Promise<GraphModelVerifyResult> {
   const batchSize = options.batchSize ?? 2;
   const seed = options.seed ?? 42;
   const names = options.outputs ?? model.outputNodes;
