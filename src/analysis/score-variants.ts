@@ -109,7 +109,7 @@ async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly
       await program.runPass(pass.map((p) => p.feeds), variants, (key, b, outputs) => {
         accumulators.get(key)!.add(outputs, needsReference ? references[b] : undefined, pass[b].labels);
         delivered++;
-        options.onProgress?.({ task, done: examples + (passExamples * delivered) / runs, total: data.size, unit: "examples", elapsedMs: Date.now() - started });
+        options.onProgress?.({ task, done: examples + Math.floor((passExamples * delivered) / runs), total: data.size, unit: "examples", elapsedMs: Date.now() - started });
       });
     } finally {
       for (const r of references) tf.dispose(r);
