@@ -112,12 +112,13 @@ describe("view snapshots", () => {
       assert.equal(significant(0.005125000000000018), "0.00513");
     });
 
-    it("the layer explorer says which layer it shows, and why a fused layer has no output histogram", async () => {
-      const text = texts(await svg("layer-explorer-fused-output"));
-      assert.ok(text.includes("Layer explorer: block_5_depthwise"), text.slice(0, 3).join(" | "));
-      const message = text.join(" ");
-      assert.match(message, /block_5_depthwise has no output quantizer/);
-      assert.match(message, /block_5_depthwise_relu/);
+    it("the layer explorer says which layer it shows, whose output quantizer a fused layer uses, and why there is none", async () => {
+      const fused = texts(await svg("layer-explorer-fused-output"));
+      assert.ok(fused.includes("Layer explorer: block_5_depthwise"), fused.slice(0, 3).join(" | "));
+      assert.ok(fused.includes("output histogram (fused: block_5_depthwise_relu)"), "the fused activation's histogram, named");
+      assert.ok((await svg("layer-explorer-fused-output")).match(/role-mark[^>]*>(?:(?!<\/g>).)*<path/s), "the histogram draws bars");
+      const none = texts(await svg("layer-explorer-no-output-quantizer")).join(" ");
+      assert.match(none, /block_5_depthwise has no output quantizer/);
     });
 
     it("the histogram and weight-channel titles name the picked quantizer; count axes do not crowd", async () => {

@@ -1,20 +1,33 @@
-import type { HistogramsResult } from "../src/analysis/histograms";
+import type { ActivationHistogram, HistogramsResult } from "../src/analysis/histograms";
 import type { WeightChannelsResult } from "../src/analysis/weight-channels";
 import { COLORS, countAxis, pickedTitle, View, WIDTH, wrap } from "./spec";
 
-/** Why a layer has no output histogram, or no weights: said in the panel instead of an empty frame. */
-function missingReasons(nodes: string[], channels: WeightChannelsResult, histograms: HistogramsResult): { node: string; panel: "weights" | "histogram"; line: string; i: number }[] {
+/**
+ * The output quantizer that shows each layer's output: its own, or, where
+ * runtimes fuse the layer with the activation after it (so only that
+ * activation's output is quantized), the one of that activation. Keras names
+ * it after the layer (block_5_depthwise → block_5_depthwise_relu).
+ */
+function outputHistograms(nodes: string[], histograms: HistogramsResult): Map<string, ActivationHistogram> {
+  const byNode = new Map(histograms.histograms.map((h) => [h.node, h]));
+  const shown = new Map<string, ActivationHistogram>();
+  for (const node of nodes) {
+    const own = byNode.get(node);
+    const fused = own ?? histograms.histograms.find((h) => h.node.startsWith(`${node}_`) || h.node.startsWith(`${node}/`));
+    if (fused) shown.set(node, fused);
+  }
+  return shown;
+}
+
+/** Why a panel has no data for a layer, or where its output is quantized: said in the panel instead of an empty frame. */
+function panelNotes(nodes: string[], channels: WeightChannelsResult, shown: Map<string, ActivationHistogram>): { node: string; panel: "weights" | "histogram"; line: string; i: number }[] {
   const withWeights = new Set(channels.layers.map((l) => l.node));
-  const quantized = histograms.histograms.map((h) => h.node);
   return nodes.flatMap((node) => {
-    const reasons: { panel: "weights" | "histogram"; text: string }[] = [];
-    if (!quantized.includes(node)) {
-      // Runtimes fuse a layer with the activation after it; its output is quantized there (named after it by Keras: block_5_depthwise → block_5_depthwise_relu).
-      const next = quantized.find((q) => q.startsWith(`${node}_`) || q.startsWith(`${node}/`));
-      reasons.push({ panel: "histogram", text: `${node} has no output quantizer: runtimes fuse it with the op after it${next ? `, so its output is quantized at ${next} (pick that to see it)` : ""}.` });
-    }
-    if (!withWeights.has(node)) reasons.push({ panel: "weights", text: `${node} has no quantized weights (an activation, pooling or add): only its output is quantized.` });
-    return reasons.flatMap((r) => wrap(r.text, 38).map((line, i) => ({ node, panel: r.panel, line, i })));
+    const notes: { panel: "weights" | "histogram"; text: string }[] = [];
+    const h = shown.get(node);
+    if (!h) notes.push({ panel: "histogram", text: `${node} has no output quantizer: its output is not quantized, here or at an activation fused with it.` });
+    if (!withWeights.has(node)) notes.push({ panel: "weights", text: `${node} has no quantized weights (an activation, pooling or add): only its output is quantized.` });
+    return notes.flatMap((n) => wrap(n.text, 38).map((line, i) => ({ node, panel: n.panel, line, i })));
   });
 }
 
@@ -30,9 +43,10 @@ export function layerExplorerView(channels: WeightChannelsResult, histograms: Hi
   if (nodes.length === 0) throw new Error("layerExplorerView: no layer has weights or an output histogram");
   if (first !== undefined && !nodes.includes(first)) throw new Error(`layerExplorerView: no layer "${first}" (layers: ${nodes.slice(0, 6).join(", ")}${nodes.length > 6 ? ", ..." : ""})`);
   const start = first ?? [...channels.layers].sort((a, b) => b.rangeRatio - a.rangeRatio)[0]?.node ?? nodes[0];
-  const bins = histograms.histograms.flatMap((h) => h.bins.map((b) => ({ node: h.node, ...b })));
-  const ranges = histograms.histograms.flatMap((h) => [h.encodingMin, h.encodingMax].map((value) => ({ node: h.node, value })));
-  const reasons = missingReasons(nodes, channels, histograms);
+  const shown = outputHistograms(nodes, histograms);
+  const bins = [...shown].flatMap(([node, h]) => h.bins.map((b) => ({ node, ...b })));
+  const ranges = [...shown].flatMap(([node, h]) => [h.encodingMin, h.encodingMax].map((value) => ({ node, value })));
+  const reasons = panelNotes(nodes, channels, shown);
   const maxCount = Math.max(1, ...bins.map((b) => b.count));
   const half = WIDTH / 2 - 30;
   const message = (panel: "weights" | "histogram") => ({
@@ -68,7 +82,8 @@ export function layerExplorerView(channels: WeightChannelsResult, histograms: Hi
         resolve: { scale: { y: "independent" } },
       },
       {
-        title: "output histogram",
+        // Where runtimes fuse the layer with its activation, the title says whose output quantizer is shown.
+        title: { text: { expr: `'output histogram' + (${JSON.stringify(Object.fromEntries([...shown].filter(([n, h]) => h.node !== n).map(([n, h]) => [n, ` (fused: ${h.node})`])))}[layer] || '')` } },
         width: half,
         height: 200,
         layer: [
