@@ -33,13 +33,13 @@ export async function benchFixes(batch = 32): Promise<FixesBench> {
     });
     // Four steps of one epoch; each run includes the set-up once, which the medians of repeated runs share.
     const qatMs = await medianMs(async () => {
-      const r = await qat(sim, data, { epochs: 1, batchSize: batch, seed: 0 });
+      const r = await qat(sim, { data, epochs: 1, batchSize: batch, seed: 0 });
       r.sim.dispose();
       r.graph.dispose();
     }, 3, 1);
     const iterations = 20;
     const adaroundMs = await medianMs(async () => {
-      const r = await adaround(sim, data, { iterations, examples: batch, batchSize: batch, seed: 0 });
+      const r = await adaround(sim, { data, iterations, examples: batch, batchSize: batch, seed: 0 });
       r.sim.dispose();
     }, 3, 1);
     const layers = sim.sites.filter((s) => s.kind === "weight").length;

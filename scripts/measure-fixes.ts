@@ -83,11 +83,11 @@ export async function measureFixes(options: { qat?: boolean; onLine?: (s: string
     await measure("bias correction (analytical)", "after CLE, W4A8 per-tensor", cleSim, async () => biasCorrection(cleSim, { method: "analytical", data: calibration }), evaluation, figures);
     cleSim.dispose();
     cle.graph.dispose();
-    await measure("AdaRound (100 steps per layer)", "W4A8 per-tensor, vs rounding to nearest", sim, async () => adaround(sim, toDataset("mnist:1000:256", { batchSize: 128 }), { iterations: 100, learningRate: 1e-2, examples: 256, seed: 0 }), evaluation, figures);
+    await measure("AdaRound (100 steps per layer)", "W4A8 per-tensor, vs rounding to nearest", sim, async () => adaround(sim, { data: toDataset("mnist:1000:256", { batchSize: 128 }), iterations: 100, learningRate: 1e-2, examples: 256, seed: 0 }), evaluation, figures);
 
     if (options.qat !== false) {
       const w4a4 = await QuantSim.create(graph, { weights: { bitwidth: 4 }, activations: { bitwidth: 4 } }).calibrate(calibration);
-      await measure("QAT (1 epoch, 1000 images)", "W4A4 per-tensor", w4a4, async () => qat(w4a4, calibration, { epochs: 1, seed: 0 }), evaluation, figures);
+      await measure("QAT (1 epoch, 1000 images)", "W4A4 per-tensor", w4a4, async () => qat(w4a4, { data: calibration, epochs: 1, seed: 0 }), evaluation, figures);
       w4a4.dispose();
     }
     for (const [name, f] of Object.entries(figures.fixes)) log(`${name} (${f.setting}): ${f.before.toFixed(4)} → ${f.after.toFixed(4)} in ${f.seconds.toFixed(1)} s`);

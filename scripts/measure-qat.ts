@@ -49,7 +49,8 @@ async function main(): Promise<void> {
   fp32Sim.dispose();
 
   start = Date.now();
-  const result = await qat(sim, train, {
+  const result = await qat(sim, {
+    data: train,
     epochs,
     learningRate,
     learnRanges,

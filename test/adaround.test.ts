@@ -143,7 +143,7 @@ describe("AdaRound", () => {
     const progress: ProgressEvent[] = [];
     const live: CurvePoint[] = [];
     await assertNoLeak("adaround on the example", async () => {
-      const r = await adaround(sim, toDataset("mnist:0:256", { batchSize: 64 }), {
+      const r = await adaround(sim, { data: toDataset("mnist:0:256", { batchSize: 64 }), 
         // A short schedule: 100 steps per layer instead of AIMET's 15 000, with a 10× step size to match.
         iterations: 100,
         learningRate: 1e-2,
@@ -202,7 +202,7 @@ describe("AdaRound", () => {
     const data = toDataset([images, tokens], { batchSize: 16 });
     const sim = QuantSim.create(graph, { weights: { bitwidth: 3, scheme: "asymmetric", perChannel: true } });
     await assertNoLeak("adaround on the mixed model", async () => {
-      const run = (seed: number, layers?: string[]) => adaround(sim, data, { iterations: 200, examples: 40, batchSize: 16, learningRate: 1e-2, seed, curveEvery: 50, layers });
+      const run = (seed: number, layers?: string[]) => adaround(sim, { data: data,  iterations: 200, examples: 40, batchSize: 16, learningRate: 1e-2, seed, curveEvery: 50, layers });
       const [a, b, c] = [await run(5), await run(5), await run(6, ["conv"])];
       try {
         assert.deepEqual(a.layers.map((l) => l.quantizer), ["conv.kernel", "sep.depthwise_kernel", "sep.pointwise_kernel", "conv1d.kernel", "per_step.kernel", "probs.kernel"]);
@@ -240,18 +240,18 @@ describe("AdaRound", () => {
     const sim = QuantSim.create(graph, { weights: { bitwidth: 4 } });
     await assertNoLeak("adaround options", async () => {
       // An uncalibrated simulation is fine: activation quantizers are off while rounding (AIMET's way).
-      const r = await adaround(sim, data, { iterations: 10, layers: ["probs", "conv.kernel"], examples: 32 });
+      const r = await adaround(sim, { data: data,  iterations: 10, layers: ["probs", "conv.kernel"], examples: 32 });
       assert.deepEqual(r.layers.map((l) => l.quantizer), ["conv.kernel", "probs.kernel"]);
       assert.deepEqual(r.layers.map((l) => l.examples), [32, 32]);
       assert.equal(r.sim.frozenWeightOf("sep.depthwise_kernel"), undefined);
       r.sim.dispose();
       // sep reads [5, 5, 6] and, through its ReLU6, writes [5, 5, 8]: room for 16 examples.
-      const bounded = await adaround(sim, data, { iterations: 2, layers: ["sep"], examples: 32, maxCacheMB: (16 * 4 * (5 * 5 * 6 + 5 * 5 * 8)) / 2 ** 20 });
+      const bounded = await adaround(sim, { data: data,  iterations: 2, layers: ["sep"], examples: 32, maxCacheMB: (16 * 4 * (5 * 5 * 6 + 5 * 5 * 8)) / 2 ** 20 });
       assert.deepEqual(bounded.layers.map((l) => [l.quantizer, l.examples]), [["sep.depthwise_kernel", 16], ["sep.pointwise_kernel", 16]]);
       bounded.sim.dispose();
-      await assert.rejects(adaround(sim, data, { iterations: 2, inputs: "simulation" }), /calibrate the simulation first/);
+      await assert.rejects(adaround(sim, { data: data,  iterations: 2, inputs: "simulation" }), /calibrate the simulation first/);
       const calibrated = await sim.with({ "**": { bitwidth: 8 } }).calibrate(data);
-      const own = await adaround(calibrated, data, { iterations: 5, layers: ["conv"], inputs: "simulation", examples: 16 });
+      const own = await adaround(calibrated, { data: data,  iterations: 5, layers: ["conv"], inputs: "simulation", examples: 16 });
       assert.equal(own.options.inputs, "simulation");
       own.sim.dispose();
       calibrated.dispose();
@@ -268,7 +268,7 @@ describe("AdaRound", () => {
     const data = toDataset([tf.zeros([4, 10, 10, 3]), tf.zeros([4, 6], "int32")]);
     const sim = QuantSim.create(graph, { weights: { bitwidth: 4 } });
     const off = sim.with({ "*.kernel": { enabled: false }, "*_kernel": { enabled: false } });
-    const reject = (s: QuantSim, options: Parameters<typeof adaround>[2], pattern: RegExp) => assert.rejects(adaround(s, data, options), pattern);
+    const reject = (s: QuantSim, options: Omit<Parameters<typeof adaround>[1], "data">, pattern: RegExp) => assert.rejects(adaround(s, { data, ...options }), pattern);
     await assertNoLeak("adaround errors", async () => {
       await reject(off, {}, /no enabled weight quantizer on a conv2d.*embed\.embeddings/);
       await reject(sim, { layers: ["nope"] }, /no layer or quantizer is named "nope".*layers AdaRound can optimize: conv, sep/);
@@ -307,7 +307,7 @@ describe("AdaRound", () => {
       assert.deepEqual(layers, ["conv.kernel", "sep.depthwise_kernel", "sep.pointwise_kernel", "conv1d.kernel", "per_step.kernel", "probs.kernel"]);
       assert.deepEqual(defaults, { iterations, regularization: 0.01, betaRange: [20, 2], warmStart: 0.2, learningRate: 1e-3, batchSize: 32, examples: 512, seed: 0, inputs: "weights-quantized", maxCacheMB: 256, curveEvery: iterations / 100 });
       // V starts at h(V) = frac(W/s): hard rounding without a step rounds to nearest (ties aside).
-      const r = await adaround(sim, data, { iterations: 0, examples: 8 });
+      const r = await adaround(sim, { data: data,  iterations: 0, examples: 8 });
       assert.ok(r.layers.every((l) => l.flippedShare === 0 && l.reconstructionAfter === l.reconstructionBefore), JSON.stringify(r.layers));
       assert.deepEqual(r.curve, []);
       r.sim.dispose();

@@ -72,7 +72,7 @@ describe("debugging analyses", () => {
   it("per-layer error: d3's own error is small while the error it inherits from d2 is large", async () => {
     // Only d2's weights are coarse (3 bits); everything else at 16 bits.
     const onlyD2 = sim.with({ "**": { bitwidth: 16 }, "d2.kernel": { bitwidth: 3 } });
-    const r = await assertNoLeak("layer error", () => layerError(onlyD2, data()));
+    const r = await assertNoLeak("layer error", () => layerError(onlyD2, { data: data() }));
     onlyD2.dispose();
     const d2 = r.rows.find((row) => row.node === "d2")!;
     const d3 = r.rows.find((row) => row.node === "d3")!;
@@ -109,7 +109,7 @@ describe("debugging analyses", () => {
   });
 
   it("per-channel activation statistics find the outlier channel", async () => {
-    const r = await assertNoLeak("activation axes", () => activationAxes(graph, data(), { nodes: ["d2"] }));
+    const r = await assertNoLeak("activation axes", () => activationAxes(graph, { data: data(), nodes: ["d2"] }));
     assert.equal(r.rows.length, 16);
     assert.deepEqual(r.outliers[0], { ...r.outliers[0], node: "d2", axis: "channel", index: 3 });
   });
@@ -120,6 +120,6 @@ describe("debugging analyses", () => {
     await assert.rejects(sweepEnabled(sim, { evaluate: () => (++calls === 4 ? NaN : 1) }), /sweep-enabled: evaluate\(\) returned NaN on "d1"/);
     const none = sim.with({ "**": { enabled: false } });
     await assert.rejects(sweepEnabled(none, { data: data() }), /nothing to quantize/);
-    await assert.rejects(layerError(none, data()), /nothing to quantize/);
+    await assert.rejects(layerError(none, { data: data() }), /nothing to quantize/);
   });
 });

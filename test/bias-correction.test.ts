@@ -131,8 +131,8 @@ describe("bias correction", () => {
       // The invariant: with the encodings it was measured with, each corrected layer's per-channel mean matches FP32's.
       const measuredBefore = weightsOnly(sim);
       const measuredAfter = weightsOnly(sim.withGraph(r.graph, { keepStats: true }));
-      const before = await meanShifts(measuredBefore, calibration);
-      const after = await meanShifts(measuredAfter, calibration, { reference: graph });
+      const before = (await meanShifts(measuredBefore, { data: calibration })).rows;
+      const after = (await meanShifts(measuredAfter, { data: calibration, reference: graph })).rows;
       before.forEach((row, i) => {
         assert.ok(row.meanAbsShift > 1e-2, `${row.layer}: ${row.meanAbsShift} before`);
         assert.ok(after[i].maxAbsShift < 1e-4, `${row.layer}: ${after[i].maxAbsShift} after`);
@@ -155,7 +155,7 @@ describe("bias correction", () => {
     const sim = QuantSim.create(graph, { weights: { bitwidth: 4, perChannel: true } });
     const calibrated = await sim.calibrate(data);
     await assertNoLeak("mean shifts", async () => {
-      const [row] = await meanShifts(calibrated, data, { layers: ["Conv1"] });
+      const [row] = (await meanShifts(calibrated, { data, layers: ["Conv1"] })).rows;
       // Conv1 fuses into its ReLU, so the hook sees its raw output in both runs.
       const meanAt = async (run: (hook: (node: { name: string }, out: tf.Tensor) => void) => Promise<unknown>) => {
         const sum = new Float64Array(16);
@@ -207,7 +207,7 @@ describe("bias correction", () => {
     const sim = await QuantSim.create(graph, { weights: { bitwidth: 32 } }).calibrate(data);
     // 32-bit weights do shift the means, by float32 rounding only.
     const measured = weightsOnly(sim);
-    const shifts = await meanShifts(measured, data);
+    const shifts = (await meanShifts(measured, { data })).rows;
     measured.dispose();
     assert.ok(Math.max(...shifts.map((s) => s.maxAbsShift)) < 1e-5);
     await assertNoLeak("32-bit", async () => {

@@ -2,7 +2,7 @@ import * as fs from "fs";
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { loadGraph, loadLayersModelFromFile } from "../src/graph/load-model";
-import { verifyAgainstModel } from "../src/graph/verify";
+import { verifyAgainstModel } from "../src/runner/verify";
 import { runDataset } from "../src/runner/run-dataset";
 import { toDataset } from "../src/data/dataset";
 import { ProgressEvent } from "../src/progress";

@@ -5,7 +5,7 @@ import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { importLayersModel } from "../src/graph/import-layers";
 import { loadGraph, loadLayersModelFromFile } from "../src/graph/load-model";
-import { verifyAgainstModel } from "../src/graph/verify";
+import { verifyAgainstModel } from "../src/runner/verify";
 import { forward } from "../src/runner/forward";
 import { supportedLayerClasses } from "../src/graph/registry";
 import { buildZooModel, esrganSlim, nsfwjsMobileNetV2 } from "./fixtures/models";

@@ -266,9 +266,9 @@ describe("per-layer error on ONNX Runtime", () => {
     useEngine("tfjs");
     const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 } }).calibrate(data);
     try {
-      const tfjs = await layerError(sim, data);
+      const tfjs = await layerError(sim, { data });
       useEngine("onnx");
-      const onnx = await assertNoLeak("layerError on ONNX Runtime", () => layerError(sim, data));
+      const onnx = await assertNoLeak("layerError on ONNX Runtime", () => layerError(sim, { data }));
       assert.equal(onnx.examples, 64);
       assert.deepEqual(onnx.rows.map((r) => r.node), tfjs.rows.map((r) => r.node));
       const close = (a: number | null, b: number | null, what: string) =>

@@ -93,7 +93,7 @@ describe("quantization-aware training", () => {
     const [simulated] = sim.forward(x);
     const [fp32] = QuantSim.create(graph, { weights: { enabled: false }, activations: { enabled: false } }).forward(x);
     const firstLoss = async (targets: tf.Tensor) => {
-      const r = await qat(sim, sliceDataset(x, 16, targets), { loss: "mse", batchSize: 16, learningRate: 1e-9, curveEvery: 1 });
+      const r = await qat(sim, { data: sliceDataset(x, 16, targets), loss: "mse", batchSize: 16, learningRate: 1e-9, curveEvery: 1 });
       r.graph.dispose();
       r.sim.dispose();
       return r.curve.find((p) => p.series === "loss")!.value;
@@ -116,7 +116,7 @@ describe("quantization-aware training", () => {
     const labels = tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], "int32");
     const sim = await QuantSim.create(graph, { overrides: { "d.kernel": { range: { min: -0.3, max: 0.3 } } } }).calibrate(sliceDataset(x, 12));
     const lr = 1e-3;
-    const r = await qat(sim, sliceDataset(x, 12, labels), { batchSize: 12, learningRate: lr });
+    const r = await qat(sim, { data: sliceDataset(x, 12, labels), batchSize: 12, learningRate: lr });
     assert.equal(r.loss, "crossentropy");
     assert.equal(r.steps, 1);
     // The STE gradient by hand: logits z = x_q·W_q + b (the softmax output's quantizer is not in the loss),
@@ -168,7 +168,8 @@ describe("quantization-aware training", () => {
     sim.dispose(); // frees the quantized weights scoring made, so the count below is what QAT leaves
     const tensorsBefore = tf.memory().numTensors;
     const steps: number[] = [];
-    const r = await qat(sim, train, {
+    const r = await qat(sim, {
+      data: train,
       learningRate: 3e-4,
       validation: heldOut,
       evaluation: { data: heldOut, metric: "accuracy" },
@@ -205,7 +206,7 @@ describe("quantization-aware training", () => {
     const data = () => sliceDataset(x, 10, labels);
     const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 }, activations: { bitwidth: 6 } }).calibrate(data());
     const run = async (seed: number) => {
-      const r = await qat(sim, data(), { seed, epochs: 2, batchSize: 8, learningRate: 1e-2 });
+      const r = await qat(sim, { data: data(), seed, epochs: 2, batchSize: 8, learningRate: 1e-2 });
       const values = paramValues(r.graph);
       r.graph.dispose();
       r.sim.dispose();
@@ -232,7 +233,7 @@ describe("quantization-aware training", () => {
     const labels = tf.tensor1d(Array.from({ length: 32 }, (_, i) => (i * 3) % 5), "int32");
     const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 }, activations: { bitwidth: 4 } }).calibrate(sliceDataset(x, 16));
     await assertNoLeak("qat with learnRanges, then disposing its graph and simulation", async () => {
-      const r = await qat(sim, sliceDataset(x, 16, labels), { learnRanges: true, epochs: 3, batchSize: 8, learningRate: 1e-3, rangeLearningRate: 0.05 });
+      const r = await qat(sim, { data: sliceDataset(x, 16, labels), learnRanges: true, epochs: 3, batchSize: 8, learningRate: 1e-3, rangeLearningRate: 0.05 });
       const activations = sim.sites.filter((s) => s.kind === "activation").map((s) => s.name);
       assert.deepEqual(r.learnedRanges!.map((row) => row.quantizer), activations);
       const moved = r.learnedRanges!.filter((row) => Math.abs(row.after.max - row.before.max) > 1e-3);
@@ -259,7 +260,7 @@ describe("quantization-aware training", () => {
     const low = calibrated.with({ "**": { bitwidth: 4 } });
     await assertNoLeak("distillation with validation and recalibration", async () => {
       for (const [sim, expectZero] of [[exact, true], [low, false]] as const) {
-        const r = await qat(sim, sliceDataset(x, 16), { batchSize: 16, curveEvery: 1, learningRate: 1e-3, validation: sliceDataset(x, 16), recalibrate: true });
+        const r = await qat(sim, { data: sliceDataset(x, 16), batchSize: 16, curveEvery: 1, learningRate: 1e-3, validation: sliceDataset(x, 16), recalibrate: true });
         assert.equal(r.loss, "distillation");
         const first = r.curve.find((p) => p.series === "loss")!.value;
         // Float32 noise (~3e-9) against the quantization error of 4 bits (~5e-5 on this near-uniform classifier).
@@ -279,20 +280,23 @@ describe("quantization-aware training", () => {
     const graph = await graphOf(buildBlockModel);
     const x = tf.randomUniform([8, 8, 8, 3], 0, 1, "float32", 9);
     const sim = await QuantSim.create(graph).calibrate(sliceDataset(x, 8));
-    await assert.rejects(qat(sim, sliceDataset(x, 8), { loss: "crossentropy" }), /loss "crossentropy" needs labels.*use loss "distillation"/);
-    await assert.rejects(qat(sim, sliceDataset(x, 8), { epochs: 0 }), /invalid epochs: 0 \(expected a positive integer\)/);
-    await assert.rejects(qat(sim, sliceDataset(x, 8), { learningRate: -1 }), /invalid learningRate: -1/);
-    await assert.rejects(qat(sim, sliceDataset(x, 8), { loss: "hinge" as never }), /invalid loss: "hinge" \(expected one of crossentropy, mse, distillation\)/);
-    await assert.rejects(qat(QuantSim.create(graph), sliceDataset(x, 8)), /qat: quantizer ".*" has no range yet: calibrate the simulation first/);
+    await assert.rejects(qat(sim, { data: sliceDataset(x, 8), loss: "crossentropy" }), /loss "crossentropy" needs labels.*use loss "distillation"/);
+    await assert.rejects(qat(sim, sliceDataset(x, 8) as never), /^Error: qat: give the data in the options, as qat\(subject, \{ data \}\)$/);
+    await assert.rejects(qat(sim, {} as never), /^Error: qat: options\.data is required/);
+    await assert.rejects(qat(sim, { data: x } as never), /^Error: qat: options\.data is not a dataset/);
+    await assert.rejects(qat(sim, { data: sliceDataset(x, 8), epochs: 0 }), /invalid epochs: 0 \(expected a positive integer\)/);
+    await assert.rejects(qat(sim, { data: sliceDataset(x, 8), learningRate: -1 }), /invalid learningRate: -1/);
+    await assert.rejects(qat(sim, { data: sliceDataset(x, 8), loss: "hinge" as never }), /invalid loss: "hinge" \(expected one of crossentropy, mse, distillation\)/);
+    await assert.rejects(qat(QuantSim.create(graph), { data: sliceDataset(x, 8) }), /qat: quantizer ".*" has no range yet: calibrate the simulation first/);
     const badLabels = tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], "int32");
-    await assert.rejects(qat(sim, sliceDataset(x, 8, badLabels)), /label 5 of example 5 is not a class index of "fc" \(0 to 4\)/);
-    await assert.rejects(qat(sim, sliceDataset(x, 8, badLabels), { loss: "mse" }), /loss "mse" needs targets shaped like the output "fc" \[batch, 5\]/);
+    await assert.rejects(qat(sim, { data: sliceDataset(x, 8, badLabels) }), /label 5 of example 5 is not a class index of "fc" \(0 to 4\)/);
+    await assert.rejects(qat(sim, { data: sliceDataset(x, 8, badLabels), loss: "mse" }), /loss "mse" needs targets shaped like the output "fc" \[batch, 5\]/);
     const relu = tf.sequential({ layers: [tf.layers.reLU({ inputShape: [4], name: "r" })] });
     const paramless = importLayersModel(relu);
     relu.dispose();
     const v = tf.randomNormal([4, 4], 0, 1, "float32", 1);
     const paramlessSim = await QuantSim.create(paramless).calibrate(sliceDataset(v, 4));
-    await assert.rejects(qat(paramlessSim, sliceDataset(v, 4)), /has no trainable weights/);
+    await assert.rejects(qat(paramlessSim, { data: sliceDataset(v, 4) }), /has no trainable weights/);
     tf.dispose([x, badLabels, v]);
     sim.dispose();
     graph.dispose();

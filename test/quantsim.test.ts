@@ -90,7 +90,7 @@ describe("quantization simulation", () => {
 
   it("passes the FP32 sanity check: 32-bit within tolerance, bypassed exact", async () => {
     const sim = await QuantSim.create(graph).calibrate(sliceDataset(images, 8));
-    const result = await assertNoLeak("sanity check", () => fp32SanityCheck(sim, sliceDataset(images, 8)));
+    const result = await assertNoLeak("sanity check", () => fp32SanityCheck(sim, { data: sliceDataset(images, 8) }));
     sim.dispose();
     assert.equal(result.pass, true, result.diagnosis);
     const [at32, bypassed] = result.checks;
@@ -102,7 +102,7 @@ describe("quantization simulation", () => {
   it("the sanity check can fail: a 32-bit simulation calibrated on other data clips", async () => {
     const sim = await QuantSim.create(graph).calibrate(sliceDataset(images, 8));
     const big = tf.mul(images, 4);
-    const result = await fp32SanityCheck(sim, sliceDataset(big, 8));
+    const result = await fp32SanityCheck(sim, { data: sliceDataset(big, 8) });
     sim.dispose();
     big.dispose();
     assert.equal(result.pass, false);

@@ -68,7 +68,7 @@ describe("training curve view", () => {
     const labels = tf.tensor1d(Array.from({ length: 24 }, (_, i) => i % 5), "int32");
     const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 }, activations: { bitwidth: 4 } }).calibrate(sliceDataset(x, 12));
     const streamed: CurvePoint[] = [];
-    const r = await qat(sim, sliceDataset(x, 12, labels), { epochs: 3, batchSize: 8, learningRate: 1e-2, validation: sliceDataset(x, 12, labels), onCurve: (p) => streamed.push(p) });
+    const r = await qat(sim, { data: sliceDataset(x, 12, labels),  epochs: 3, batchSize: 8, learningRate: 1e-2, validation: sliceDataset(x, 12, labels), onCurve: (p) => streamed.push(p) });
     assert.deepEqual(streamed, r.curve, "onCurve streams every point of the curve");
     assert.deepEqual([...new Set(r.curve.map((p) => p.series))].sort(), ["accuracy", "loss"]);
     await checkSpec("real qat", trainingCurveView(r.curve));

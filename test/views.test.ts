@@ -37,14 +37,14 @@ describe("views", () => {
     const data = () => sliceDataset(x, 32);
     const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 }, activations: { bitwidth: 6 } }).calibrate(data());
     const options = { data: data(), metric: "sqnr" as const };
-    views.set("sanity", sanityView(await fp32SanityCheck(sim, data())));
+    views.set("sanity", sanityView(await fp32SanityCheck(sim, { data: data() })));
     views.set("split", splitView(await weightsVsActivations(sim, options)));
     views.set("sweeps", sweepView(await sweepEnabled(sim, { ...options, data: data() }), await sweepDisabled(sim, { ...options, data: data() })));
-    views.set("layer error", layerErrorView(await layerError(sim, data())));
+    views.set("layer error", layerErrorView(await layerError(sim, { data: data() })));
     views.set("ranges", rangesView(encodingRanges(sim)));
     views.set("weight channels", weightChannelsView(weightChannelStats(sim)));
     views.set("histogram", histogramView(activationHistograms(sim)));
-    views.set("activation axes", activationAxesView(await activationAxes(graph, data())));
+    views.set("activation axes", activationAxesView(await activationAxes(graph, { data: data() })));
     views.set("layer explorer", layerExplorerView(weightChannelStats(sim), activationHistograms(sim)));
     views.set("bit-width explorer", bitwidthView(activationHistograms(sim).histograms[0]));
     sim.dispose();

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { Dataset } from "../data/types";
+import { Dataset, requireData } from "../data/types";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
 import { forEachBatch } from "../runner/for-each-batch";
@@ -55,7 +55,8 @@ class AxisAccumulator {
  * for the given nodes (default: every node with a rank-2+ float output). This
  * is what shows a channel or token whose outliers stretch a per-tensor range.
  */
-export async function activationAxes(graph: Graph, data: Dataset, options: { nodes?: string[]; onProgress?: ProgressFn } = {}): Promise<ActivationAxesResult> {
+export async function activationAxes(graph: Graph, options: { data: Dataset; nodes?: string[]; onProgress?: ProgressFn }): Promise<ActivationAxesResult> {
+  const data = requireData("activationAxes", options);
   const wanted = new Set(options.nodes ?? graph.nodes.filter((n) => n.outputShape.length >= 2 && !(n.op === "input" && n.attrs.dtype === "int32")).map((n) => n.name));
   for (const name of wanted) graph.node(name);
   const acc = new Map<string, { axis: AxisStatsRow["axis"]; acc: AxisAccumulator; inner: (shape: number[]) => number }[]>();

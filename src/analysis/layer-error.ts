@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { Dataset } from "../data/types";
+import { Dataset, requireData } from "../data/types";
 import { Encoding } from "../quant/encoding";
 import { ProgressFn } from "../progress";
 import { QuantSim } from "../quant/quantsim";
@@ -80,7 +80,8 @@ class ErrorSum {
  * Numeric Suite's "shadow" comparison), so the error a layer makes is told
  * apart from the error it inherits. One pass over the data.
  */
-export async function layerError(sim: QuantSim, data: Dataset, options: { onProgress?: ProgressFn } = {}): Promise<LayerErrorResult> {
+export async function layerError(sim: QuantSim, options: { data: Dataset; onProgress?: ProgressFn }): Promise<LayerErrorResult> {
+  const data = requireData("layerError", options);
   const graph = sim.graph;
   const byNode = new Map<string, string[]>();
   for (const s of sim.sites) if (sim.settingsOf(s.name).enabled) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s.name]);

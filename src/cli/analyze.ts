@@ -48,7 +48,7 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
     sim = await steps.run("calibration", () => uncalibrated.calibrate(calibration, { onProgress: progress }));
     const evaluation = { data, metric, onProgress: progress };
 
-    const sanity = await steps.run("FP32 sanity check", () => fp32SanityCheck(sim!, calibration, { onProgress: progress }));
+    const sanity = await steps.run("FP32 sanity check", () => fp32SanityCheck(sim!, { data: calibration, onProgress: progress }));
     out(`\n1. FP32 sanity check: ${sanity.pass ? "pass" : "FAIL"}. ${sanity.diagnosis}`);
     const split = await steps.run("weights vs activations", () => weightsVsActivations(sim!, evaluation));
     out(`\n2. Weights vs activations\n${textTable(["variant", "score", "drop"], split.rows.map((r) => [r.variant, r.score.toFixed(4), r.drop.toFixed(4)]))}\n${split.diagnosis}`);
@@ -58,7 +58,7 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
     out(textTable(["#", granularity, "only this quantized", "all but this quantized"], sweepOn.rows.map((r, i) => [r.index, r.key, r.score.toFixed(4), sweepOff.rows[i].score.toFixed(4)])));
     out(sweepOn.diagnosis);
     out(sweepOff.diagnosis);
-    const errors = await steps.run("per-layer error", () => layerError(sim!, data, { onProgress: progress }));
+    const errors = await steps.run("per-layer error", () => layerError(sim!, { data, onProgress: progress }));
     out(`\n4. Per-layer error: ${errors.diagnosis}`);
     const ranges = encodingRanges(sim);
     const channels = weightChannelStats(sim);

@@ -1,7 +1,7 @@
 import { useBackend } from "../backend";
 import { activeEngine } from "../engine/engine";
 import { loadGraph, loadLayersModelFromFile } from "../graph/load-model";
-import { verifyAgainstModel, VerifyResult } from "../graph/verify";
+import { verifyAgainstModel, VerifyResult } from "../runner/verify";
 import { parseArgs } from "./args";
 import { checkFlags } from "./flag-rules";
 import { textTable } from "./table";

@@ -38,14 +38,14 @@ export async function quantize(argv: readonly string[], out: (s: string) => void
     sim = await steps.run("calibration", () => uncalibrated.calibrate(calibration, { onProgress: progress }));
     out(`calibrated ${sim.sites.length} quantizers on ${calibration.name}`);
 
-    const sanity = await steps.run("FP32 sanity check", () => fp32SanityCheck(sim!, calibration, { onProgress: progress }));
+    const sanity = await steps.run("FP32 sanity check", () => fp32SanityCheck(sim!, { data: calibration, onProgress: progress }));
     out("");
     out("FP32 sanity check");
     out(textTable(["variant", "max abs error", "max rel error", "top-1 agreement", "pass"], sanity.checks.map((c) => [c.variant, c.maxAbsError.toExponential(2), c.maxRelError.toExponential(2), pct(c.top1Agreement), c.pass ? "yes" : "NO"])));
     out(sanity.diagnosis);
 
     const quantized = sim;
-    const result = await steps.run("evaluation", () => compareWithFp32(graph, data, { quantized }, { onProgress: progress, task: "evaluation" }));
+    const result = await steps.run("evaluation", () => compareWithFp32(graph, { data, variants: { quantized }, onProgress: progress, task: "evaluation" }));
     const q = result.variants.quantized;
     out("");
     out(`Quantized vs FP32 on ${data.name} (${result.examples} examples)`);

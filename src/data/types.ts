@@ -32,3 +32,16 @@ export interface InputSpec {
   shape: (number | null)[];
   dtype: "float32" | "int32";
 }
+
+/**
+ * The `data` of a call's options, checked at the edge: every analysis and fix
+ * takes `fn(subject, { data, ... })`. A dataset given in place of the options
+ * (the old positional form) is named as such.
+ */
+export function requireData(call: string, options: { data?: Dataset } | undefined): Dataset {
+  const given = options as Partial<Dataset> & { data?: Partial<Dataset> } | undefined;
+  if (given && typeof given.batches === "function") throw new Error(`${call}: give the data in the options, as ${call}(subject, { data })`);
+  if (!given || given.data === undefined) throw new Error(`${call}: options.data is required (a dataset: qd.toDataset(...))`);
+  if (typeof given.data.batches !== "function") throw new Error(`${call}: options.data is not a dataset (use qd.toDataset(...) on tensors, arrays, files or "mnist")`);
+  return given.data as Dataset;
+}

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { Dataset } from "../data/types";
+import { Dataset, requireData } from "../data/types";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
 import { forEachBatch } from "../runner/for-each-batch";
@@ -8,7 +8,8 @@ import { classIndices } from "./class-labels";
 import { OutputComparator, OutputComparison } from "./output-comparison";
 import { OnnxProgram } from "../engine/onnx/program";
 import { onnxCanRun } from "../engine/onnx/support";
-import { QuantSim } from "../quant/quantsim";
+// Type only: a variant that is not a function is a simulation, so eval/ needs no runtime import of quant/ (which imports eval/).
+import type { QuantSim } from "../quant/quantsim";
 
 /** Anything that maps a batch's inputs to outputs: the FP32 graph, a QuantSim. */
 export type Variant = (inputs: tf.Tensor[]) => tf.Tensor[];
@@ -27,12 +28,18 @@ export interface SideBySide<K extends string> {
  * variant is a simulation the ONNX Runtime engine can run, the reference and
  * the variants all run there (so "bypassed" is FP32 bit for bit on either engine).
  */
-export async function compareWithFp32<K extends string>(
-  graph: Graph,
-  data: Dataset,
-  variants: Record<K, Variant | QuantSim>,
-  options: { onProgress?: ProgressFn; task?: string } = {},
-): Promise<SideBySide<K>> {
+export interface CompareOptions<K extends string> {
+  data: Dataset;
+  /** What to compare with FP32, by name: simulations, or functions from inputs to outputs. */
+  variants: Record<K, Variant | QuantSim>;
+  onProgress?: ProgressFn;
+  /** The progress task's name. */
+  task?: string;
+}
+
+export async function compareWithFp32<K extends string>(graph: Graph, options: CompareOptions<K>): Promise<SideBySide<K>> {
+  const data = requireData("compareWithFp32", options);
+  const variants = options.variants;
   const names = Object.keys(variants) as K[];
   const comparators = new Map(names.map((n) => [n, new OutputComparator()]));
   const correct = new Map<K | "fp32", number>([["fp32", 0], ...names.map((n) => [n, 0] as [K, number])]);
@@ -49,7 +56,7 @@ export async function compareWithFp32<K extends string>(
     }
     return classLabels;
   };
-  const sims = names.map((n) => variants[n]).filter((v): v is QuantSim => v instanceof QuantSim);
+  const sims = names.map((n) => variants[n]).filter((v): v is QuantSim => typeof v !== "function");
   const task = { task: options.task ?? "compare", onProgress: options.onProgress };
   let examples: number;
   if (sims.length === names.length && onnxCanRun(graph, sims)) {
@@ -82,7 +89,7 @@ export async function compareWithFp32<K extends string>(
         const classLabels = countReference(reference, batch.labels);
         for (const name of names) {
           const v = variants[name];
-          const outputs = v instanceof QuantSim ? v.forward(batch.inputs) : v(batch.inputs);
+          const outputs = typeof v === "function" ? v(batch.inputs) : v.forward(batch.inputs);
           try {
             score(name, outputs, reference, classLabels);
           } finally {

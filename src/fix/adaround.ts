@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
+import { count, disposable, FixResult, scoresSentence } from "./fix-result";
 import { EvaluationOptions } from "../analysis/evaluation";
 import { takeExamples } from "../data/take";
-import { Dataset } from "../data/types";
+import { Dataset, requireData } from "../data/types";
 import { Graph } from "../graph/graph";
 import { ActivationAttrs, applyActivation } from "../graph/ops/activation";
 import { Conv2dAttrs } from "../graph/ops/config";
@@ -11,7 +12,6 @@ import { ProgressFn } from "../progress";
 import { forward } from "../runner/forward";
 import { forEachBatch } from "../runner/for-each-batch";
 import { Encoding, roundHalfEven } from "../quant/encoding";
-import { fakeQuant } from "../quant/fake-quant";
 import { mulberry32 } from "../quant/fake-quant-kernel";
 import { QuantizerSite } from "../quant/placement";
 import { FrozenWeight, QuantSim } from "../quant/quantsim";
@@ -24,6 +24,8 @@ import { CurvePoint } from "./training-curve";
 export type AdaroundInputs = "weights-quantized" | "simulation";
 
 export interface AdaroundOptions {
+  /** The examples whose layer inputs and FP32 targets are cached (AIMET's unlabeled data set). */
+  data: Dataset;
   /** Adam steps per layer. Default (AIMET): 10 000, or 15 000 when some weight quantizer has fewer than 8 bits. */
   iterations?: number;
   /** λ, the weight of the rounding regularizer against the reconstruction error. Default 0.01. */
@@ -102,7 +104,8 @@ export interface AdaroundSkip {
   reason: string;
 }
 
-export interface AdaroundResult {
+export interface AdaroundResult extends FixResult {
+  step: "adaround";
   /** The same simulation with the AdaRounded weights frozen in (the caller disposes it). */
   sim: QuantSim;
   layers: AdaroundLayerRow[];
@@ -150,7 +153,8 @@ const WHY_NOT: Record<string, string> = {
  * reconstruction errors are reported over all cached examples (AIMET logs one
  * batch's); and `inputs: "simulation"` is an addition.
  */
-export async function adaround(sim: QuantSim, data: Dataset, options: AdaroundOptions = {}): Promise<AdaroundResult> {
+export async function adaround(sim: QuantSim, options: AdaroundOptions): Promise<AdaroundResult> {
+  const data = requireData("adaround", options);
   const start = Date.now();
   // 1. Options and the quantizers to optimize, checked before any work.
   const { targets, skipped } = pickTargets(sim, options.layers);
@@ -206,11 +210,16 @@ export async function adaround(sim: QuantSim, data: Dataset, options: AdaroundOp
       before.dispose();
     }
   }
-  return { sim: result, layers: rows, skipped, curve, options: resolved, scores };
+  const improved = rows.filter((r) => r.reconstructionAfter < r.reconstructionBefore).length;
+  const diagnosis =
+    `AdaRound chose, weight by weight, whether to round up or down in ${count(rows.length, "layer")} to reconstruct each layer's FP32 output; ${improved} of them now reconstruct it better than rounding to nearest.` +
+    (skipped.length ? ` ${count(skipped.length, "weight quantizer")} left to rounding to nearest (${skipped[0].quantizer}: ${skipped[0].reason}).` : "") +
+    scoresSentence(scores);
+  return disposable({ step: "adaround" as const, sim: result, layers: rows, skipped, curve, options: resolved, ...(scores ? { scores } : {}), diagnosis }, result);
 }
 
-/** The hyper-parameters `adaround(sim, data, options)` would use, every default filled in (checked, without running anything). */
-export function resolveAdaroundOptions(sim: QuantSim, options: AdaroundOptions = {}): ResolvedAdaroundOptions {
+/** The hyper-parameters `adaround(sim, options)` would use, every default filled in (checked, without running anything). */
+export function resolveAdaroundOptions(sim: QuantSim, options: Partial<AdaroundOptions> = {}): ResolvedAdaroundOptions {
   return resolveOptions(sim, options, pickTargets(sim, options.layers).targets);
 }
 
@@ -271,7 +280,7 @@ function pickTargets(sim: QuantSim, layers: readonly string[] | undefined): { ta
   return { targets: supported.filter((s) => chosen.has(s)), skipped };
 }
 
-function resolveOptions(sim: QuantSim, o: AdaroundOptions, targets: readonly QuantizerSite[]): ResolvedAdaroundOptions {
+function resolveOptions(sim: QuantSim, o: Partial<AdaroundOptions>, targets: readonly QuantizerSite[]): ResolvedAdaroundOptions {
   const bad = (name: string, value: unknown, expected: string): never => {
     throw new Error(`adaround: invalid ${name}: ${JSON.stringify(value)} (expected ${expected})`);
   };
@@ -453,22 +462,15 @@ function activate(attrs: ActivationAttrs, z: tf.Tensor): tf.Tensor {
 }
 
 /**
- * The node's parameters as the simulation uses them (quantized where a quantizer
- * is enabled, frozen weights as frozen): new tensors are listed in `owned`.
+ * The node's parameters as the simulation uses them (`sim.quantizedParam`:
+ * its rounding and seed, frozen weights as frozen); the simulation owns them.
  */
-function simParams(sim: QuantSim, node: GraphNode, owned: tf.Tensor[]): Params {
+function simParams(sim: QuantSim, node: GraphNode): Params {
   const params: Params = { ...node.params };
   for (const site of sim.sites) {
     if (site.node !== node.name || site.kind === "activation") continue;
-    const enc = sim.encodingOf(site.name);
-    if (!enc) continue;
-    const original = node.params[site.param!];
-    const frozen = sim.frozenWeightOf(site.name);
-    const q = frozen
-      ? tf.tensor(frozen.values, frozen.shape)
-      : tf.tidy(() => tf.reshape(fakeQuant(site.channelShape ? tf.reshape(original, site.channelShape) : original, enc, { axis: site.channelAxis }), original.shape));
-    owned.push(q);
-    params[site.param!] = q;
+    const q = sim.quantizedParam(site.name);
+    if (q) params[site.param!] = q;
   }
   return params;
 }
@@ -591,7 +593,7 @@ async function adaroundLayer(
   const v = tf.tidy(() => tf.variable(tf.tensor(start.v, grid.shape), true));
   const optimizer = tf.train.adam(o.learningRate, 0.9, 0.999, 1e-8);
   try {
-    const params = simParams(inputSim, node, owned);
+    const params = simParams(inputSim, node);
     const before = reconstructionError(node, after, params, cache);
 
     // Constants of W̃ = s·clamp(floor(W/s) + h(V), lo, hi).

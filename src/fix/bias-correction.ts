@@ -1,18 +1,18 @@
 import * as tf from "@tensorflow/tfjs";
+import { count, disposable, FixResult, scoresSentence } from "./fix-result";
 import { EvaluationOptions } from "../analysis/evaluation";
-import { Dataset } from "../data/types";
+import { Dataset, requireData } from "../data/types";
 import { Graph } from "../graph/graph";
 import { getOp } from "../graph/registry";
 import { GraphNode, Params } from "../graph/types";
 import { ProgressFn } from "../progress";
-import { fakeQuant } from "../quant/fake-quant";
 import { QuantizerKind } from "../quant/placement";
 import { FrozenWeight, QuantSim } from "../quant/quantsim";
 import { NodeHook } from "../runner/forward";
 import { runDataset } from "../runner/run-dataset";
 import { BeforeAfter, scoreBeforeAfter } from "./before-after";
 import { batchNormStatsOf } from "./fold-batch-norm";
-import { kernelTimesInputConstant } from "./high-bias-absorption";
+import { kernelTimesInputConstant } from "./kernel-math";
 
 export type BiasCorrectionMethod = "empirical" | "analytical";
 
@@ -54,7 +54,8 @@ export interface CorrectedLayer {
   maxAbsShift: number;
 }
 
-export interface BiasCorrectionResult {
+export interface BiasCorrectionResult extends FixResult {
+  step: "bias-correction";
   /** A new simulation over `graph`, with the input simulation's settings: the caller disposes it. */
   sim: QuantSim;
   /**
@@ -149,10 +150,16 @@ export async function biasCorrection(sim: QuantSim, options: BiasCorrectionOptio
     if (targets.length === 0) {
       // Nothing is quantized below 32 bits (or every layer was left out): the graph stays as it was.
     } else if (method === "analytical") {
-      for (const layer of targets) {
-        const input = inputMeanFromBatchNorm(source, layer);
-        if ("reason" in input) skipped.push({ layer: layer.name, reason: input.reason });
-        else correct(layer, analyticalShift(sim, layer, input.mean));
+      // A copy quantizes the weights, so the caller's simulation caches nothing.
+      const quantizing = sim.with({});
+      try {
+        for (const layer of targets) {
+          const input = inputMeanFromBatchNorm(source, layer);
+          if ("reason" in input) skipped.push({ layer: layer.name, reason: input.reason });
+          else correct(layer, analyticalShift(quantizing, layer, input.mean));
+        }
+      } finally {
+        quantizing.dispose();
       }
     } else if (schedule === "one-pass") {
       const measured = rebase(weightsOnly(sim), current(), frozen, true);
@@ -185,7 +192,13 @@ export async function biasCorrection(sim: QuantSim, options: BiasCorrectionOptio
     const scores = options.evaluation ? await scoreBefore(sim, next, options.evaluation) : undefined;
     const order = new Map(source.nodes.map((n, i) => [n.name, i]));
     skipped.sort((a, b) => order.get(a.layer)! - order.get(b.layer)!);
-    return { sim: next, graph, corrected, skipped, recalibrated: data !== undefined, ...(scores ? { scores } : {}) };
+    const diagnosis =
+      (corrected.length === 0
+        ? "No bias was corrected: no enabled weight quantizer below 32 bits on a conv, depthwise or dense layer."
+        : `Subtracted the mean output shift that weight quantization causes from the biases of ${count(corrected.length, "layer")} (${method}); the largest shift was ${Math.max(...corrected.map((c) => c.maxAbsShift)).toPrecision(3)} in ${corrected.reduce((a, b) => (b.maxAbsShift > a.maxAbsShift ? b : a)).layer}.`) +
+      (skipped.length ? ` ${count(skipped.length, "layer")} skipped (${skipped[0].layer}: ${skipped[0].reason}).` : "") +
+      scoresSentence(scores);
+    return disposable({ step: "bias-correction" as const, sim: next, graph, corrected, skipped, recalibrated: data !== undefined, ...(scores ? { scores } : {}), diagnosis }, next, graph);
   } catch (err) {
     next?.dispose();
     for (const p of params.values()) tf.dispose(Object.values(p));
@@ -264,21 +277,12 @@ function weightsOnly(sim: QuantSim): QuantSim {
  * caller disposes. Parameters left unquantized are not in the result.
  */
 function quantizedParams(sim: QuantSim, layer: string, kinds: readonly QuantizerKind[]): Params {
-  const node = sim.graph.node(layer);
   const out: Params = {};
   for (const site of sim.sites) {
     if (site.node !== layer || !kinds.includes(site.kind)) continue;
-    const enc = sim.encodingOf(site.name);
-    if (!enc) continue;
-    const frozen = sim.frozenWeightOf(site.name);
-    const original = node.params[site.param!];
-    out[site.param!] = frozen
-      ? tf.tensor(frozen.values, frozen.shape)
-      : tf.tidy(() => {
-          const x = site.channelShape ? tf.reshape(original, site.channelShape) : original;
-          const y = fakeQuant(x, enc, { axis: site.channelAxis });
-          return site.channelShape ? tf.reshape(y, original.shape) : y;
-        });
+    // sim.quantizedParam: the simulation's rounding, seed and frozen weights; a clone the caller may dispose.
+    const q = sim.quantizedParam(site.name);
+    if (q) out[site.param!] = tf.clone(q);
   }
   return out;
 }
@@ -376,7 +380,15 @@ export interface MeanShiftRow {
  * `reference` (same node names), by default the simulation's own graph; to
  * judge a corrected model, whose biases moved, give the original graph.
  */
-export async function meanShifts(sim: QuantSim, data: Dataset, options: { layers?: string[]; reference?: Graph } = {}): Promise<MeanShiftRow[]> {
+export interface MeanShiftsResult {
+  step: "mean-shifts";
+  /** One row per layer, in execution order. */
+  rows: MeanShiftRow[];
+  diagnosis: string;
+}
+
+export async function meanShifts(sim: QuantSim, options: { data: Dataset; layers?: string[]; reference?: Graph }): Promise<MeanShiftsResult> {
+  const data = requireData("meanShifts", options);
   const layers = options.layers ? options.layers.map((n) => sim.graph.node(n)) : sim.graph.nodes.filter((n) => CORRECTABLE.has(n.op));
   const bad = layers.find((n) => !CORRECTABLE.has(n.op));
   if (bad) throw new Error(`meanShifts: layer "${bad.name}" is a ${bad.op}, not a conv/dense layer`);
@@ -386,11 +398,14 @@ export async function meanShifts(sim: QuantSim, data: Dataset, options: { layers
     const reference = options.reference ?? sim.graph;
     const fp = await measureMeans(reference, layers.map((l) => reference.node(l.name)), data, "fp32");
     const q = await measureMeans(copy, layers, data, "quantized");
-    return layers.map((l) => {
+    const rows = layers.map((l) => {
       const shifts = Array.from(q.get(l.name)!, (v, i) => v - fp.get(l.name)![i]);
       const abs = shifts.map(Math.abs);
       return { layer: l.name, shifts, meanAbsShift: abs.reduce((a, b) => a + b, 0) / abs.length, maxAbsShift: Math.max(...abs) };
     });
+    const worst = rows.reduce((a, b) => (b.maxAbsShift > a.maxAbsShift ? b : a));
+    const diagnosis = `Quantization moves the mean output of ${worst.layer} most: by up to ${worst.maxAbsShift.toPrecision(3)} in one channel (mean |shift| ${worst.meanAbsShift.toPrecision(3)}), over ${count(rows.length, "layer")}. Bias correction subtracts these shifts from the biases.`;
+    return { step: "mean-shifts", rows, diagnosis };
   } finally {
     copy.dispose();
   }

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { count, disposable, FixResult } from "./fix-result";
 import { Graph } from "../graph/graph";
 import { GraphNode, Params } from "../graph/types";
 import { batchNormStatsOf } from "./fold-batch-norm";
@@ -19,7 +20,8 @@ export interface RejectedPair {
   reason: string;
 }
 
-export interface CleResult {
+export interface CleResult extends FixResult {
+  step: "cross-layer-equalization";
   graph: Graph;
   /** Equalized pairs, in the order they are scaled in each pass. */
   pairs: { first: string; second: string }[];
@@ -180,13 +182,21 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
     }
   }
   const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
-  return {
-    graph: new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] }),
+  const graph = new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] });
+  const diagnosis =
+    `Scaled the channels of ${count(pairs.length, "layer pair")} over ${iterations === 1 ? "1 pass" : `${iterations} passes`} so that one per-tensor grid fits every channel of both layers.` +
+    (relu6Replaced.length ? ` ${count(relu6Replaced.length, "ReLU6")} became ReLU (ReLU6 does not commute with scaling): the FP32 model changes where values exceeded 6.` : "") +
+    (relu6Rescaled.length ? ` ${count(relu6Rescaled.length, "ReLU6")} keep a per-channel clip at 6/s: the FP32 model is unchanged, but a TF.js layers model cannot express it.` : "") +
+    (rejected.length ? ` ${count(rejected.length, "candidate pair")} left as they were (${rejected[0].first} → ${rejected[0].second}: ${rejected[0].reason}).` : "");
+  return disposable({
+    step: "cross-layer-equalization" as const,
+    graph,
     pairs: pairs.map((p) => ({ first: p.first.name, second: p.second.name })),
     rejected,
     scales,
     relu6Replaced,
     relu6Rescaled,
     iterations,
-  };
+    diagnosis,
+  }, graph);
 }

@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
+import { count, disposable, FixResult } from "./fix-result";
 import { Graph } from "../graph/graph";
 import { GraphNode, Params } from "../graph/types";
-import { kernelTimesInputConstant } from "./high-bias-absorption";
+import { kernelTimesInputConstant } from "./kernel-math";
 
 /** Layers whose output channels a following BatchNorm can be folded into, and how their weights hold them. */
 const FOLDABLE: Record<string, { param: string; channelsLast: (shape: number[]) => number[] }> = {
@@ -36,7 +37,8 @@ const NEXT_FOLDABLE: Record<string, { param: string; inAxis: number }> = {
   depthwiseConv2d: { param: "depthwise_kernel", inAxis: 2 },
 };
 
-export interface FoldResult {
+export interface FoldResult extends FixResult {
+  step: "fold-batch-norm";
   /** A new graph (it owns new tensors; the input graph is left as it was). */
   graph: Graph;
   /**
@@ -59,6 +61,15 @@ export interface FoldResult {
  * The result computes the same function in FP32 (within float error), as
  * runtimes execute it, which is what quantization should then see.
  */
+function foldDiagnosis(folded: FoldResult["folded"], notFolded: FoldResult["notFolded"]): string {
+  const before = folded.filter((f) => f.position === "before").length;
+  const head = folded.length === 0
+    ? "No BatchNorm could be folded: none follows a conv, depthwise, separable or dense layer alone, or feeds one."
+    : `Folded ${count(folded.length, "BatchNorm layer")} into ${before ? `the layer before them (${folded.length - before}) or the layer they feed (${before})` : "the layer before them"}, as runtimes do; the FP32 model computes the same.`;
+  const left = notFolded.length ? ` ${count(notFolded.length, "BatchNorm")} before a layer stayed: ${notFolded[0].batchNorm} → ${notFolded[0].into}: ${notFolded[0].reason}.` : "";
+  return head + left;
+}
+
 export function foldBatchNorms(graph: Graph): FoldResult {
   const removed = new Map<string, string>(); // BN name -> the node whose output replaces its own
   const newParams = new Map<string, Params>();
@@ -102,7 +113,8 @@ export function foldBatchNorms(graph: Graph): FoldResult {
         params: newParams.get(n.name) ?? Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])),
         attrs: stats.has(n.name) ? { ...n.attrs, batchNormStats: stats.get(n.name) } : { ...n.attrs },
       }));
-    return { graph: new Graph({ name: graph.name, nodes, inputs: [...graph.inputs], outputs: graph.outputs.map(rename) }), folded, notFolded };
+    const result = new Graph({ name: graph.name, nodes, inputs: [...graph.inputs], outputs: graph.outputs.map(rename) });
+    return disposable({ step: "fold-batch-norm" as const, graph: result, folded, notFolded, diagnosis: foldDiagnosis(folded, notFolded) }, result);
   } catch (err) {
     for (const p of newParams.values()) tf.dispose(Object.values(p));
     throw err;

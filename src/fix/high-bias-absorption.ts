@@ -1,37 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
+import { count, disposable, FixResult } from "./fix-result";
 import { Graph } from "../graph/graph";
 import { GraphNode, Params } from "../graph/types";
 import { findPairs } from "./cross-layer-equalization";
 import { batchNormStatsOf } from "./fold-batch-norm";
-
-/** Axis of input channels in each layer's kernel; the output channels are the axes after it. */
-const INPUT_AXIS: Record<string, { param: string; inAxis: number }> = {
-  dense: { param: "kernel", inAxis: 0 },
-  conv1d: { param: "kernel", inAxis: 1 },
-  conv2d: { param: "kernel", inAxis: 2 },
-  // [kh, kw, in, multiplier]: output channel c*multiplier + m reads input channel c only.
-  depthwiseConv2d: { param: "depthwise_kernel", inAxis: 2 },
-};
-
-/**
- * What a layer adds to each output channel when every input channel i holds the
- * constant v_i: Σ over input channels and kernel positions of W · v (for
- * depthwise, channel by channel). Ignores zero padding, which carries no v.
- */
-export function kernelTimesInputConstant(op: string, kernel: tf.Tensor, v: ArrayLike<number>): tf.Tensor1D {
-  const rule = INPUT_AXIS[op];
-  if (!rule) throw new Error(`kernelTimesInputConstant: op "${op}" is not a conv/dense layer`);
-  const inChannels = kernel.shape[rule.inAxis];
-  if (v.length !== inChannels) throw new Error(`kernelTimesInputConstant: ${v.length} values for ${inChannels} input channels`);
-  return tf.tidy(() => {
-    const shape = kernel.shape.map((d, i) => (i === rule.inAxis ? d : 1));
-    const weighted = tf.mul(kernel, tf.tensor(Array.from(v), shape));
-    // Depthwise keeps its input axis (it is the output channel); the others sum it away.
-    const lastSummed = op === "depthwiseConv2d" ? rule.inAxis - 1 : rule.inAxis;
-    const summed = tf.sum(weighted, Array.from({ length: lastSummed + 1 }, (_, i) => i));
-    return tf.reshape(summed, [-1]) as tf.Tensor1D;
-  });
-}
+import { INPUT_AXIS, kernelTimesInputConstant } from "./kernel-math";
 
 export interface AbsorbedPair {
   first: string;
@@ -45,7 +18,8 @@ export interface AbsorbedPair {
   maxAbsorbed: number;
 }
 
-export interface HighBiasResult {
+export interface HighBiasResult extends FixResult {
+  step: "high-bias-absorption";
   /** A new graph owning new tensors (the input graph is left as it was): dispose it when done. */
   graph: Graph;
   /** Every pair that qualified, in execution order, with what it absorbed (channels 0: nothing above 3σ). */
@@ -141,10 +115,13 @@ export function highBiasAbsorption(source: Graph, options: { zeroPadded?: "absor
     throw err;
   }
   const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
-  return {
-    graph: new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] }),
-    absorbed,
-    approximate,
-    skipped,
-  };
+  const graph = new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] });
+  const channels = absorbed.reduce((n, a) => n + a.channels, 0);
+  const diagnosis =
+    (channels === 0
+      ? `Nothing to absorb: in ${count(absorbed.length, "layer pair")}, no channel has a BatchNorm shift β above 3|γ|.`
+      : `Moved the always-on part of ${count(channels, "channel")}' biases (c = max(0, β − 3|γ|)) into the next layer, in ${absorbed.filter((a) => a.channels > 0).length} of ${count(absorbed.length, "layer pair")}: their activation ranges shrink by up to ${Math.max(...absorbed.map((a) => a.maxAbsorbed)).toPrecision(3)}.`) +
+    (approximate.length ? ` ${count(approximate.length, "pair")} zero-pad after the ReLU, so the FP32 model changes at the borders (${approximate[0]}).` : "") +
+    (skipped.length ? ` ${count(skipped.length, "pair")} skipped (${skipped[0].first} → ${skipped[0].second}: ${skipped[0].reason}).` : "");
+  return disposable({ step: "high-bias-absorption" as const, graph, absorbed, approximate, skipped, diagnosis }, graph);
 }

@@ -1,4 +1,5 @@
 import { EvaluationOptions, metricInfo, MetricInfo, scoreAll } from "../analysis/evaluation";
+import { disposable, FixResult } from "./fix-result";
 import { MetricName } from "../eval/metric";
 import { ScoredVariant } from "../analysis/score-variants";
 import { allBypassed, Granularity } from "../analysis/variants";
@@ -103,7 +104,7 @@ export interface MixedPrecisionLayer {
   raisedAt: number[];
 }
 
-export interface MixedPrecisionResult {
+export interface MixedPrecisionResult extends FixResult {
   step: "mixed-precision";
   candidates: Candidate[];
   granularity: Granularity;
@@ -359,7 +360,7 @@ export async function mixedPrecision(sim: QuantSim, options: MixedPrecisionOptio
   });
   const fp32Cost = costOf(model, () => 32);
   const costs = { fp32: costKind === "bops" ? fp32Cost.bops! : fp32Cost.bytes, lowest: lowestCost, highest: highestCost, chosen: costOfLevels(chosenLevels) };
-  const result: Omit<MixedPrecisionResult, "diagnosis"> = {
+  const result: Omit<MixedPrecisionResult, "diagnosis" | "dispose"> = {
     step: "mixed-precision",
     candidates,
     granularity,
@@ -380,7 +381,7 @@ export async function mixedPrecision(sim: QuantSim, options: MixedPrecisionOptio
     evaluations,
     passes,
   };
-  return { ...result, diagnosis: diagnose(result) };
+  return disposable({ ...result, diagnosis: diagnose(result) }, result.sim);
 }
 
 function normalizeSensitivity(raw: MixedPrecisionOptions["sensitivity"], metric: MetricInfo, hasData: boolean): { from: "highest" | "lowest"; metric?: MetricInfo } {
@@ -510,7 +511,7 @@ function describeConfig(groups: readonly SearchGroup[], levels: readonly number[
 const fmt = (v: number) => (Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(4));
 const pct = (v: number) => `${(100 * v).toFixed(0)} %`;
 
-function diagnose(r: Omit<MixedPrecisionResult, "diagnosis">): string {
+function diagnose(r: Omit<MixedPrecisionResult, "diagnosis" | "dispose">): string {
   const low = candidateLabel(r.candidates[0]);
   const high = candidateLabel(r.candidates[r.candidates.length - 1]);
   const targetText = `the target ${fmt(r.target)} (FP32 ${fmt(r.reference.fp32)} − ${fmt(r.allowedDrop)})`;

@@ -1,8 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
+import { disposable, FixResult } from "./fix-result";
 import { EvaluationOptions } from "../analysis/evaluation";
 import { scoreVariants } from "../analysis/score-variants";
 import { checkedBatches } from "../data/validate";
-import { Dataset, disposeBatch } from "../data/types";
+import { Dataset, disposeBatch, requireData } from "../data/types";
 import { classIndices } from "../eval/class-labels";
 import { MetricName, metricName } from "../eval/metric";
 import { Graph } from "../graph/graph";
@@ -47,6 +48,8 @@ export type QatLoss = "crossentropy" | "mse" | "distillation";
 const LOSSES: readonly QatLoss[] = ["crossentropy", "mse", "distillation"];
 
 export interface QatOptions {
+  /** The training data (labels or targets, or none for distillation from FP32). */
+  data: Dataset;
   /** Passes over the training data (default 1). */
   epochs?: number;
   /** Examples per step (default 32). */
@@ -93,7 +96,7 @@ export interface LearnedRangeRow {
   after: { min: number; max: number };
 }
 
-export interface QatResult {
+export interface QatResult extends FixResult {
   step: "qat";
   /** The trained model: a new graph the caller owns (dispose it); the input graph is untouched. */
   graph: Graph;
@@ -134,7 +137,8 @@ interface NormalizedOptions {
 const RUN = "qat";
 
 /** Fine-tunes the simulated model; see the file comment for the pipeline. */
-export async function qat(sim: QuantSim, data: Dataset, options: QatOptions = {}): Promise<QatResult> {
+export async function qat(sim: QuantSim, options: QatOptions): Promise<QatResult> {
+  const data = requireData("qat", options);
   const start = Date.now();
   // 1. Options.
   const opts = normalizeOptions(options);
@@ -233,7 +237,7 @@ export async function qat(sim: QuantSim, data: Dataset, options: QatOptions = {}
     }
     const validation = validationBefore !== undefined ? { metric, before: validationBefore, after: validationAfter! } : undefined;
     const learnedRanges = opts.learnRanges ? model.learnedRangeRows() : undefined;
-    const result: Omit<QatResult, "diagnosis"> = {
+    const result: Omit<QatResult, "diagnosis" | "dispose"> = {
       step: "qat",
       graph,
       sim: trained,
@@ -252,7 +256,7 @@ export async function qat(sim: QuantSim, data: Dataset, options: QatOptions = {}
       scores,
       elapsedMs: Date.now() - start,
     };
-    return { ...result, diagnosis: diagnose(result) };
+    return disposable({ ...result, diagnosis: diagnose(result) }, trained, graph);
   } finally {
     weightOptimizer.dispose();
     rangeOptimizer?.dispose();
@@ -570,11 +574,9 @@ function makeTrainingModel(sim: QuantSim, activationEncodings: Map<string, Encod
           if (!enc) continue;
           const node = train.graph.node(train.paramNode.get(site.node)!);
           const v = node.params[site.param!];
-          const { rounding } = sim.settingsOf(site.name);
-          const shaped = site.channelShape ? tf.reshape(v, site.channelShape) : v;
-          const q = fakeQuant(shaped, enc, { axis: site.channelAxis, rounding, seed: seedOf(site.name, roundingSeed) });
+          // The simulation's own quantizer, applied to the weight being trained (a new seed each step).
           const params = out.get(node.name) ?? { ...node.params };
-          params[site.param!] = site.channelShape ? tf.reshape(q, v.shape) : q;
+          params[site.param!] = sim.quantizeParamValue(site.name, v, { encoding: enc, seed: seedOf(site.name, roundingSeed) });
           out.set(node.name, params);
         }
         return out;
@@ -702,7 +704,7 @@ function seedOf(name: string, seed: number): number {
 
 // ---------------------------------------------------------------- reading
 
-function diagnose(r: Omit<QatResult, "diagnosis">): string {
+function diagnose(r: Omit<QatResult, "diagnosis" | "dispose">): string {
   const parts = [
     `QAT: ${r.epochs} epoch(s), ${r.steps} steps of ${r.batchSize} on ${r.examples} examples (loss ${r.loss}, Adam, learning rate ${r.learningRate}, ${(r.elapsedMs / 1000).toFixed(1)} s).`,
     r.epochs > 1

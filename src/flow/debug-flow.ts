@@ -65,7 +65,7 @@ export async function debugFlow(model: Graph | string, options: DebugFlowOptions
   try {
     // 1. FP32 sanity check: if 32-bit quantizers do not reproduce FP32, nothing after it can be trusted.
     let t = Date.now();
-    const sanity = await fp32SanityCheck(ctx.sim, calibration, { onProgress: options.onProgress });
+    const sanity = await fp32SanityCheck(ctx.sim, { data: calibration, onProgress: options.onProgress });
     await push("fp32-sanity-check", "FP32 sanity check", "analysis", fp32, true, sanity.diagnosis, sanity, t);
     if (!sanity.pass) return finish("The simulation does not reproduce FP32 at 32 bits: fix the pipeline (custom layers, data) before debugging quantization.");
 

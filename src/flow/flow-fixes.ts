@@ -231,7 +231,7 @@ const adaroundFix: FlowFix = {
     const iterations = ctx.options.adaroundIterations ?? 100;
     if (iterations <= 0) return { skip: "AdaRound is off (adaroundIterations: 0)." };
     // A short schedule needs a larger step than AIMET's 1e-3 (made for 10 000 iterations).
-    const r = await adaround(ctx.sim, ctx.calibration, { iterations, learningRate: iterations <= 1000 ? 1e-2 : 1e-3, examples: 256, seed: ctx.options.seed ?? 0, onProgress: ctx.options.onProgress });
+    const r = await adaround(ctx.sim, { data: ctx.calibration, iterations, learningRate: iterations <= 1000 ? 1e-2 : 1e-3, examples: 256, seed: ctx.options.seed ?? 0, onProgress: ctx.options.onProgress });
     const improved = r.layers.filter((l) => l.reconstructionAfter < l.reconstructionBefore).length;
     const flipped = r.layers.reduce((s, l) => s + l.flippedShare, 0) / Math.max(1, r.layers.length);
     return {
@@ -250,7 +250,7 @@ const qatFix: FlowFix = {
     const epochs = ctx.options.qatEpochs ?? 0;
     if (epochs <= 0) return { skip: "QAT is off (give qatEpochs, and training data with labels or none for distillation)." };
     const data = ctx.options.training ?? ctx.calibration;
-    const r = await qat(ctx.sim, data, { epochs, seed: ctx.options.seed ?? 0, onProgress: ctx.options.onProgress });
+    const r = await qat(ctx.sim, { data, epochs, seed: ctx.options.seed ?? 0, onProgress: ctx.options.onProgress });
     return {
       graph: r.graph,
       sim: r.sim,

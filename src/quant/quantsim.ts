@@ -221,6 +221,25 @@ export class QuantSim {
     return this.paramsOverride().get(site.node)![site.param!];
   }
 
+  /**
+   * `value` quantize-dequantized the way this simulation quantizes parameter
+   * quantizer `name`: its encoding (or `options.encoding`), per channel on its
+   * axis, with its rounding and seed (or `options.seed`). For values that are not
+   * the graph's own, such as QAT's weights while they train (the fake-quant
+   * gradient passes straight through). The caller owns the result; the reshapes
+   * around the per-channel kernel are left to the caller's scope (call it inside
+   * `tf.tidy` or a gradient function, which must see them).
+   */
+  quantizeParamValue(name: string, value: tf.Tensor, options: { encoding?: Encoding | Encoding[]; seed?: number } = {}): tf.Tensor {
+    const site = this.site(name);
+    if (site.kind === "activation") throw new Error(`quantizeParamValue: "${name}" quantizes an activation, not a parameter`);
+    const enc = options.encoding ?? this.encodingOf(name);
+    if (!enc) throw new Error(`quantizeParamValue: quantizer "${name}" is bypassed or has no range yet`);
+    const { rounding } = this.settings.get(name)!;
+    const y = fakeQuant(site.channelShape ? tf.reshape(value, site.channelShape) : value, enc, { axis: site.channelAxis, rounding, seed: options.seed ?? this.seedFor(name) });
+    return site.channelShape ? tf.reshape(y, value.shape) : y;
+  }
+
   /** Runs one batch through the simulation; the caller owns the returned tensors. */
   forward(inputs: GraphInputs, options: Omit<ForwardOptions, "params"> = {}): tf.Tensor[] {
     return forward(this.graph, inputs, { ...options, params: this.paramsOverride(), hook: this.hookWith(options.hook) });
@@ -297,14 +316,9 @@ export class QuantSim {
       if (site.kind === "activation") continue;
       const enc = this.encodingOf(site.name);
       if (!enc) continue;
-      const s = this.settings.get(site.name)!;
       const node = this.graph.node(site.node);
-      const original = node.params[site.param!];
       const frozen = this.frozenWeightOf(site.name);
-      const q = frozen ? tf.tensor(frozen.values, frozen.shape) : tf.tidy(() => {
-        const y = fakeQuant(this.paramTensor(site), enc, { axis: site.channelAxis, rounding: s.rounding, seed: this.seedFor(site.name) });
-        return site.channelShape ? tf.reshape(y, original.shape) : y;
-      });
+      const q = frozen ? tf.tensor(frozen.values, frozen.shape) : tf.tidy(() => this.quantizeParamValue(site.name, node.params[site.param!], { encoding: enc }));
       // Only the quantized tensors are ours; the other entries point at the graph's own.
       this.ownedParams.push(q);
       const params = out.get(site.node) ?? { ...node.params };

@@ -1,4 +1,4 @@
-import { Dataset } from "../data/types";
+import { Dataset, requireData } from "../data/types";
 import { OutputComparison } from "../eval/output-comparison";
 import { compareWithFp32 } from "../eval/side-by-side";
 import { ProgressFn } from "../progress";
@@ -27,21 +27,21 @@ export interface SanityCheckResult {
  * Ranges come from `sim`'s calibration; run it on the data it was calibrated on,
  * since 32-bit quantizers still clip values outside their calibrated range.
  */
-export async function fp32SanityCheck(
-  sim: QuantSim,
-  data: Dataset,
-  options: { tolerance?: number; onProgress?: ProgressFn } = {},
-): Promise<SanityCheckResult> {
+export interface SanityCheckOptions {
+  /** The data `sim` was calibrated on (32-bit quantizers still clip outside their ranges). */
+  data: Dataset;
+  /** Largest relative output error at 32 bits (default 1e-4). */
+  tolerance?: number;
+  onProgress?: ProgressFn;
+}
+
+export async function fp32SanityCheck(sim: QuantSim, options: SanityCheckOptions): Promise<SanityCheckResult> {
+  const data = requireData("fp32SanityCheck", options);
   const tolerance = options.tolerance ?? 1e-4;
   const at32 = sim.with({ "**": { bitwidth: 32 } });
   const bypassed = sim.with({ "**": { enabled: false } });
   try {
-    const result = await compareWithFp32(
-      sim.graph,
-      data,
-      { "32-bit": at32, bypassed },
-      { onProgress: options.onProgress, task: "FP32 sanity check" },
-    );
+    const result = await compareWithFp32(sim.graph, { data, variants: { "32-bit": at32, bypassed }, onProgress: options.onProgress, task: "FP32 sanity check" });
     const checks = (["32-bit", "bypassed"] as const).map((variant) => {
       const c = result.variants[variant];
       const pass = c.maxRelError <= (variant === "bypassed" ? 0 : tolerance) && (c.top1Agreement === null || c.top1Agreement === 1);

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
-import { forward } from "../runner/forward";
-import { Graph } from "./graph";
+import { forward } from "./forward";
+import { Graph } from "../graph/graph";
 
 export interface VerifyOptions {
   batchSize?: number;
