@@ -28,8 +28,10 @@ const NOTEBOOK = {
   cells: [
     code(`import * as tf from "@tensorflow/tfjs";
 import * as qd from "qdebug";
+import { equalizingScales } from "qdebug/internals";
 const backend = await qd.ensureBackend();
-console.log("RESULT " + JSON.stringify({ tfjs: tf.version.tfjs, backend: backend.name }));`),
+const internals = { typed: equalizingScales([1, 4], [4, 1]), inMain: "equalizingScales" in qd };
+console.log("RESULT " + JSON.stringify({ tfjs: tf.version.tfjs, backend: backend.name, internals }));`),
     code(`const input = tf.input({ shape: [12, 12, 3] });
 let h = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: "same", useBias: false }).apply(input) as tf.SymbolicTensor;
 h = tf.layers.batchNormalization().apply(h) as tf.SymbolicTensor;
@@ -148,7 +150,7 @@ describe("package: npm pack, install into a project with another tfjs, run a not
     const results = outputs.flatMap((o) => text(o).split("\n")).filter((l) => l.startsWith("RESULT ")).map((l) => JSON.parse(l.slice(7)));
     assert.equal(results.length, 3, `results printed: ${JSON.stringify(results)}`);
     const [env0, built, example] = results;
-    assert.deepEqual(env0, { tfjs: USER_TFJS, backend: "wasm" });
+    assert.deepEqual(env0, { tfjs: USER_TFJS, backend: "wasm", internals: { typed: [0.5, 2], inMain: false } }, "qdebug/internals resolves (types too); the main entry keeps them out");
     assert.equal(built.layers, 6);
     assert.equal(built.nodes, 6, "input, conv, batch norm, relu6, pooling, dense");
     assert.ok(built.diff < 1e-5, `graph vs model.predict: ${built.diff}`);
