@@ -10,6 +10,9 @@ import { saveModel } from "./fixtures/save-model";
 import { writeNpy } from "../src/data/npy";
 import { randomizeWeights, setupBackend } from "./helpers";
 import { EXAMPLE_MODEL } from "./fixtures/models";
+import { fixture } from "./fixtures/views/cases";
+import { analysisReport, AnalysisResults } from "../src/report/analysis-report";
+import { flowReport } from "../src/report/flow-report";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -105,6 +108,102 @@ describe("report.html in headless Chromium", function () {
     marks.forEach((n, i) => assert.ok(n > 0, `chart ${i} drew no marks`));
     // The flow view: one point per step.
     assert.ok(marks[0] >= record.steps.length);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
+/**
+ * The report's layout, from saved results of real runs (no model run): findings
+ * first (a summary naming the culprits, the fix that helped and the next step),
+ * a table of contents whose links land on the sections, sortable tables, then
+ * each section's views and reading.
+ */
+describe("report.html: findings first, contents, sortable tables", function () {
+  this.timeout(120000);
+  let dir: string;
+  let browser: Browser;
+  const results: AnalysisResults = {
+    sanity: fixture("sanity"),
+    split: fixture("split"),
+    sweepEnabled: fixture("sweep-enabled"),
+    sweepDisabled: fixture("sweep-disabled"),
+    layerError: fixture("layer-error"),
+    ranges: fixture("ranges"),
+    weightChannels: fixture("weight-channels"),
+    histograms: fixture("histograms"),
+  };
+
+  before(async () => {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash scripts/install-test-deps.sh\` (Debian's chromium)`);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-report-layout-"));
+    fs.writeFileSync(path.join(dir, "analysis.html"), analysisReport("qdebug report: mnist-mbv2", "saved results", results));
+    fs.writeFileSync(path.join(dir, "flow.html"), flowReport("qdebug debugging flow: mnist-mbv2", "saved results", fixture("debug-flow")));
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"] });
+  });
+  after(async () => {
+    await browser?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function open(file: string) {
+    const context = await browser.newContext({ offline: true });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`file://${path.join(dir, file)}`);
+    await page.evaluate(() => (globalThis as unknown as { qdebugCharts: Promise<unknown> }).qdebugCharts.then(() => true));
+    return { context, page, errors };
+  }
+
+  it("the analysis report opens with its findings: the culprits, what recovers the drop, the next step", async () => {
+    const { context, page, errors } = await open("analysis.html");
+    const headings = await page.$$eval("h2", (hs) => hs.map((h) => h.textContent));
+    assert.deepEqual(headings.slice(0, 3), ["Summary", "Contents", "1. FP32 sanity check"]);
+    const summary = await page.locator("#summary").innerText();
+    assert.match(summary, /Quantized, the model scores 95\.00 % against 97\.80 % in FP32 \(−2\.80 pt/);
+    assert.match(summary, /Culprits\s+Weight quantization causes most of the drop; quantized alone, block_1_project \(−1\.00 pt\)/);
+    assert.match(summary, /What recovers it\s+Keeping block_2_project in float recovers 43 % of the drop/);
+    assert.match(summary, /Next step/);
+    // Every contents link lands on a section.
+    const targets = await page.$$eval(".toc a", (as) => as.map((a) => (a as unknown as { hash: string }).hash));
+    assert.equal(targets.length, 5);
+    for (const t of targets) assert.equal(await page.locator(t).count(), 1, t);
+    const marks = await page.$$eval(".chart", (charts) => charts.map((c) => c.querySelectorAll("svg .role-mark > *").length));
+    assert.equal(marks.length, 7);
+    marks.forEach((n, i) => assert.ok(n > 0, `chart ${i} drew no marks`));
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  it("a table sorts by the clicked column, numbers as numbers, and back", async () => {
+    const { context, page, errors } = await open("analysis.html");
+    const table = page.locator("section#s3-per-layer-analysis table.sortable");
+    await page.locator("section#s3-per-layer-analysis details summary").click();
+    const column = async (i: number) => table.locator(`tbody tr td:nth-child(${i})`).evaluateAll((cells) => cells.map((c) => (c as unknown as { dataset: { v: string } }).dataset.v));
+    assert.equal((await column(2))[0], "image", "execution order first");
+    await table.locator("th button", { hasText: "its cost (drop)" }).click();
+    const ascending = (await column(4)).map(Number);
+    assert.deepEqual(ascending, [...ascending].sort((a, b) => a - b));
+    await table.locator("th button", { hasText: "its cost (drop)" }).click();
+    const descending = (await column(4)).map(Number);
+    assert.deepEqual(descending, [...ascending].reverse());
+    assert.equal((await column(2))[0], "block_1_project", "the costliest layer on top");
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  it("the flow report names the fix that helped and what was tried and not kept", async () => {
+    const { context, page, errors } = await open("flow.html");
+    const record = fixture("debug-flow");
+    const summary = await page.locator("#summary").innerText();
+    assert.match(summary, /^Summary\s+Target met: 97\.80 % against 97\.80 % in FP32/);
+    assert.match(summary, /Fix that helped\s+Bias correction \(\+2\.80 pt, to 97\.80 %\)\. Tried and not kept: Cross-layer equalization\./);
+    const marks = await page.$$eval(".chart", (charts) => charts.map((c) => c.querySelectorAll("svg .role-mark > *").length));
+    assert.equal(marks.length, record.steps.length + 1);
+    marks.forEach((n, i) => assert.ok(n > 0, `chart ${i} drew no marks`));
+    assert.equal(await page.locator("section table.sortable tbody tr").count(), record.steps.length);
     assert.deepEqual(errors, []);
     await context.close();
   });
