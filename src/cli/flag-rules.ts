@@ -68,6 +68,10 @@ export function checkFlags(args: ParsedArgs): void {
       throw new Error(`--target is the largest acceptable drop from FP32 and must be ${range}, got ${JSON.stringify(target)}`);
     }
   }
+  const outputs = args.flags.get("outputs");
+  if (typeof outputs === "string" && outputs.split(",").some((s) => s.trim() === "")) {
+    throw new Error(`--outputs takes tensor names separated by commas (e.g. --outputs Identity,Identity_1), got ${JSON.stringify(outputs)}`);
+  }
   if (args.flags.has("scheme") && args.flags.has("range-method")) throw new Error("--scheme is the old name of --range-method; give only --range-method");
   if (args.flags.has("per-channel") && args.flags.has("no-per-channel")) throw new Error("--per-channel and --no-per-channel contradict each other; give one");
 }

@@ -4,20 +4,22 @@ import { loadGraph, loadLayersModelFromFile } from "../graph/load-model";
 import { verifyAgainstModel, VerifyResult } from "../runner/verify";
 import { parseArgs } from "./args";
 import { checkFlags } from "./flag-rules";
+import { loadOptionsFromArgs } from "./quant-run";
 import { textTable } from "./table";
 
-export const INFO_USAGE = `qdebug info <model.json> [--json] [--verify] [--backend wasm|cpu|tensorflow]
+export const INFO_USAGE = `qdebug info <model.json> [--json] [--verify] [--outputs a,b] [--backend wasm|cpu|tensorflow]
   Prints the model's graph: nodes in execution order with op kind, output shape and parameter count.
   --json     print the same as JSON
-  --verify   run the graph and model.predict on the same seeded random batch; print the largest relative difference`;
+  --verify   run the graph and model.predict on the same seeded random batch; print the largest relative difference
+  --outputs  graph models: cut the graph at these TF tensor names (comma-separated), before control flow`;
 
 export async function info(argv: readonly string[], out: (s: string) => void): Promise<number> {
-  const args = parseArgs(argv, { boolean: ["json", "verify"], value: ["backend"] });
+  const args = parseArgs(argv, { boolean: ["json", "verify"], value: ["backend", "outputs"] });
   checkFlags(args);
   if (args.positionals.length !== 1) throw new Error(`info needs one model path\n${INFO_USAGE}`);
   const backend = await useBackend(args.flags.get("backend") as string | undefined);
   const file = args.positionals[0];
-  const graph = await loadGraph(file);
+  const graph = await loadGraph(file, loadOptionsFromArgs(args));
   try {
     let verify: VerifyResult | undefined;
     if (args.flags.has("verify")) {

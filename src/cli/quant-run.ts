@@ -4,7 +4,7 @@ import { takeExamples } from "../data/take";
 import { Dataset, disposeBatch } from "../data/types";
 import { MetricName, metricName } from "../eval/metric";
 import { Graph } from "../graph/graph";
-import { loadGraph } from "../graph/load-model";
+import { loadGraph, LoadGraphOptions } from "../graph/load-model";
 import { QuantScheme } from "../quant/encoding";
 import { QuantSim } from "../quant/quantsim";
 import { QuantSimConfig, RangeMethod, readConfigFile } from "../quant/settings";
@@ -16,7 +16,7 @@ import { OutputSet } from "./output-dir";
 /** Quantization options shared by the quantize and analyze commands. */
 export const QUANT_FLAGS = {
   boolean: ["per-channel"],
-  value: ["data", "labels", "w-bits", "a-bits", "w-scheme", "a-scheme", "range-method", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out"],
+  value: ["data", "labels", "w-bits", "a-bits", "w-scheme", "a-scheme", "range-method", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out", "outputs"],
 };
 
 export function configFromArgs(args: ParsedArgs): QuantSimConfig {
@@ -33,6 +33,12 @@ export function configFromArgs(args: ParsedArgs): QuantSimConfig {
   if (rangeMethod !== undefined) activations.rangeMethod = String(rangeMethod) as RangeMethod;
   if (args.flags.has("percentile")) activations.percentile = numberFlag(args, "percentile", 99.99);
   return { ...base, weights, activations };
+}
+
+/** `loadGraph`'s options from --outputs (graph models: cut at these TF tensor names). */
+export function loadOptionsFromArgs(args: ParsedArgs): LoadGraphOptions {
+  const outputs = args.flags.get("outputs");
+  return typeof outputs === "string" ? { outputs: outputs.split(",").map((s) => s.trim()) } : {};
 }
 
 /** What both commands start from: backend, graph, a checked simulation, the data and its calibration slice. */
@@ -64,7 +70,7 @@ export async function prepareQuantRun(command: string, args: ParsedArgs, usage: 
   const output = OutputSet.open(outDir, command);
   try {
     const backend = await useBackend(args.flags.get("backend") as string | undefined);
-    const graph = await loadGraph(args.positionals[0]);
+    const graph = await loadGraph(args.positionals[0], loadOptionsFromArgs(args));
     let uncalibrated: QuantSim | undefined;
     try {
       uncalibrated = QuantSim.create(graph, config);

@@ -21,6 +21,7 @@ export const QUANTIZE_USAGE = `qdebug quantize <model.json> --data <data> --out 
   --range-method M  activation range method: minmax | percentile | sqnr | mse (default minmax;
                 --scheme is its old, deprecated name)
   --percentile  for --range-method percentile (default 99.99)
+  --outputs a,b graph models: cut the graph at these TF tensor names before quantizing
   --config      a JSON QuantSimConfig (weights, activations, biases, overrides by name or glob)
   --calib N     calibrate on the first N examples (default 500); evaluation uses all
   --batch-size N (default 32)   --backend wasm|cpu|tensorflow`;
