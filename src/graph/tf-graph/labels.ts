@@ -8,8 +8,10 @@ const WRAPPERS = /^(StatefulPartitionedCall(_\d+)?|PartitionedCall(_\d+)?|model(
 const OP_SUFFIXES = /^(BiasAdd|Conv2D(_\d+)?|MatMul|Relu6?|Relu_\d+|Sigmoid|Tanh|add(_\d+)?|Add(V2)?|mul(_\d+)?|Mul|depthwise|Reshape|Squeeze|Mean|Softmax|concat|ConcatV2|resize|ResizeBilinear|Pad|MaxPool|AvgPool|Prelu|FusedBatchNormV3|BatchNorm|truediv|sub|Sub|transpose|StridedSlice|Sum|Max)$/;
 
 export function shortLabel(name: string): string {
-  let parts = name.split("/").filter((p) => !WRAPPERS.test(p));
+  // Keras's tf_op_layer_ wrapper scopes repeat the op's own name.
+  let parts = name.split("/").filter((p) => !WRAPPERS.test(p)).map((p) => p.replace(/^tf_op_layer_/, ""));
   if (parts.length > 1 && OP_SUFFIXES.test(parts[parts.length - 1])) parts = parts.slice(0, -1);
+  parts = parts.filter((p, i) => i === 0 || p !== parts[i - 1]);
   if (parts.length > 2) parts = parts.slice(-2);
   return parts.join("/") || name;
 }

