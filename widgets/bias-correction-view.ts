@@ -1,4 +1,4 @@
-import type { CorrectedLayer, MeanShiftRow } from "../src/fix/bias-correction";
+import type { CorrectedLayer, MeanShiftRow, MeanShiftsResult } from "../src/fix/bias-correction";
 import type { BeforeAfter } from "../src/fix/before-after";
 import { registerView } from "./registry";
 import { COLORS, emptyView, logTicks, metricFormat, NAME_AXIS, ROW_STEP, significant, View, view, WIDTH } from "./spec";
@@ -42,12 +42,18 @@ export function biasCorrectionView(result: BiasCorrectionRecord): View {
 }
 
 /**
- * `meanShifts` before and after a correction (or one list alone): per layer,
+ * `meanShifts` before and after a correction (or one result alone): per layer,
  * the mean |shift| of its output channels' means against FP32, on a log axis,
  * from before (red) to after (green). What bias correction drives to zero.
  */
-export function meanShiftsView(shifts: { before: MeanShiftRow[]; after?: MeanShiftRow[] } | MeanShiftRow[]): View {
-  const { before, after } = Array.isArray(shifts) ? { before: shifts, after: undefined } : shifts;
+type Shifts = MeanShiftsResult | MeanShiftRow[];
+const rowsOf = (s: Shifts | undefined) => (s === undefined ? undefined : Array.isArray(s) ? s : s.rows);
+
+export function meanShiftsView(shifts: Shifts | { before: Shifts; after?: Shifts }): View {
+  const pair = !Array.isArray(shifts) && "before" in shifts;
+  const before = rowsOf(pair ? shifts.before : shifts)!;
+  const after = pair ? rowsOf(shifts.after) : undefined;
+  const diagnosis = !pair && !Array.isArray(shifts) ? shifts.diagnosis : undefined;
   const title = "Mean output shift per layer against FP32";
   if (before.length === 0) return emptyView(title, "No layer was measured.");
   const afterBy = new Map((after ?? []).map((r) => [r.layer, r]));
@@ -62,7 +68,7 @@ export function meanShiftsView(shifts: { before: MeanShiftRow[]; after?: MeanShi
     : `The largest shift is ${largest.layer}'s (mean |shift| ${significant(largest.before, 3)}): a biased error that bias correction removes.`;
   const y = { field: "layer", type: "nominal", sort: { field: "order" }, title: null, axis: NAME_AXIS } as const;
   const x = { type: "quantitative", scale: { type: "log", nice: false, padding: 12 }, axis: { values: logTicks(long.map((r) => r.shift)), format: "~g" }, title: "mean |shift| of the output channels' means (log)" } as const;
-  return view(`${title}${after ? ", before and after bias correction" : ""}`, reading, {
+  return view(`${title}${after ? ", before and after bias correction" : ""}`, diagnosis ?? reading, {
     width: WIDTH - 120,
     height: { step: ROW_STEP },
     layer: [
@@ -81,7 +87,7 @@ export function meanShiftsView(shifts: { before: MeanShiftRow[]; after?: MeanShi
   });
 }
 
-const isShiftRows = (x: unknown) => Array.isArray(x) && x.length > 0 && Array.isArray((x[0] as { shifts?: unknown }).shifts);
+const isShiftRows = (x: unknown): boolean => (Array.isArray(x) ? x.length > 0 && Array.isArray((x[0] as { shifts?: unknown }).shifts) : typeof x === "object" && x !== null && isShiftRows((x as { rows?: unknown }).rows));
 
 registerView<BiasCorrectionRecord>("biasCorrectionView", { steps: ["bias-correction"], matches: (x) => Array.isArray(x.corrected) }, biasCorrectionView);
-registerView<{ before: MeanShiftRow[]; after?: MeanShiftRow[] } | MeanShiftRow[]>("meanShiftsView", { steps: ["mean-shifts"], matches: (x) => isShiftRows(x) || isShiftRows(x.before) }, meanShiftsView);
+registerView<Shifts | { before: Shifts; after?: Shifts }>("meanShiftsView", { steps: ["mean-shifts"], matches: (x) => isShiftRows(x) || isShiftRows(x.before) }, meanShiftsView);
