@@ -267,6 +267,8 @@ function lowerNodes(model: string, computed: readonly TfNode[], tfNodes: Map<str
       throw new Error(`graph model ${model}: node "${n.name}" (op ${n.op}): ${why}`);
     };
     const emittedNow: string[] = [];
+    // Which TF weight (a Const in the manifest) each constant argument came from, for weight names.
+    const read = new Map<string, string>();
     const ctx: TfLoweringContext = {
       node: n,
       arity: n.inputs.length,
@@ -277,6 +279,7 @@ function lowerNodes(model: string, computed: readonly TfNode[], tfNodes: Map<str
       },
       constant: (i, what) => {
         if (i >= n.inputs.length) fail(`lacks its ${what} (input ${i})`);
+        if (tfNodes.get(n.inputs[i].node)?.op === "Const") read.set(what, n.inputs[i].node);
         return folded.get(refKey(n.inputs[i])) ?? fail(`its ${what} (input ${i}, "${refKey(n.inputs[i])}") is computed from the data, not a constant`);
       },
       ints: (i, what) => Array.from(ctx.constant(i, what).dataSync()),
@@ -290,7 +293,8 @@ function lowerNodes(model: string, computed: readonly TfNode[], tfNodes: Map<str
       emit: (op, ins, attrs = {}, params = {}, suffix) => {
         let nodeName = suffix ? `${n.name}/${suffix}` : n.name;
         for (let k = 1; index.has(nodeName); k++) nodeName = `${n.name}/${suffix ?? op}_${k}`;
-        const node: GraphNode = { name: nodeName, op, layerClass: n.op, inputs: ins, params, attrs: { ...attrs, tfName: n.name }, outputShape: [] };
+        const weights = weightNames(params, read);
+        const node: GraphNode = { name: nodeName, op, layerClass: n.op, inputs: ins, params, attrs: { ...attrs, tfName: n.name, ...(weights ? { weights } : {}) }, outputShape: [] };
         let value: tf.Tensor;
         try {
           value = tf.tidy(() => getOp(op).run(node, ins.map((i) => probe.get(i)!), params));
@@ -312,7 +316,8 @@ function lowerNodes(model: string, computed: readonly TfNode[], tfNodes: Map<str
         const old = nodes[i];
         const kept = new Set(Object.values(params));
         tf.dispose(Object.values(old.params).filter((t) => !kept.has(t)));
-        nodes[i] = { ...old, attrs: { ...attrs, tfName: n.name }, params };
+        const weights = { ...(old.attrs.weights as Record<string, string> | undefined), ...weightNames(params, read) };
+        nodes[i] = { ...old, attrs: { ...attrs, tfName: n.name, weights }, params };
       },
       fail,
     };
@@ -328,6 +333,19 @@ function lowerNodes(model: string, computed: readonly TfNode[], tfNodes: Map<str
     if (node === undefined) throw new Error(`graph model ${model}: output "${refKey(o)}" is a constant, not computed from the inputs`);
   }
   return { refToNode, shapes };
+}
+
+/** The role each lowering reads a constant as, by the param key it becomes. */
+const PARAM_ROLES: Record<string, string[]> = { kernel: ["filter", "matrix"], depthwise_kernel: ["filter"], bias: ["bias", "operand"], alpha: ["PReLU alpha", "alpha"], operand: ["operand"], value: ["value", "params", "operand"] };
+
+/** Param key → the TF weight it was read from (tfjs-converter's weight name), where known. */
+function weightNames(params: Params, read: Map<string, string>): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(params)) {
+    const role = (PARAM_ROLES[key] ?? []).find((r) => read.has(r));
+    if (role) out[key] = read.get(role)!;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 /**
