@@ -13,6 +13,10 @@ import { EXAMPLE_MODEL } from "./fixtures/models";
 import { fixture } from "./fixtures/views/cases";
 import { analysisReport, AnalysisResults } from "../src/report/analysis-report";
 import { flowReport } from "../src/report/flow-report";
+import { publish } from "../src/cli/publish";
+import { mimeBundle } from "../src/display/bundle";
+import type { View } from "../widgets/spec";
+import { VIEW_CASES } from "./fixtures/views/cases";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -204,6 +208,97 @@ describe("report.html: findings first, contents, sortable tables", function () {
     assert.equal(marks.length, record.steps.length + 1);
     marks.forEach((n, i) => assert.ok(n > 0, `chart ${i} drew no marks`));
     assert.equal(await page.locator("section table.sortable tbody tr").count(), record.steps.length);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
+/**
+ * `qdebug publish`: an executed notebook (here built from the very display_data
+ * `qd.show` sends, for views of saved results) becomes one page that works
+ * offline, where every view draws and the pickers and sliders redraw.
+ */
+describe("qdebug publish: a notebook as one offline page", function () {
+  this.timeout(120000);
+  let dir: string;
+  let browser: Browser;
+
+  before(async () => {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash scripts/install-test-deps.sh\` (Debian's chromium)`);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-publish-"));
+    const display = async (view: View, text: string) => ({ output_type: "display_data", ...(await mimeBundle(view, text)) });
+    const notebook = {
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: { kernelspec: { name: "tslab", display_name: "TypeScript", language: "typescript" } },
+      cells: [
+        { cell_type: "markdown", source: ["# Per-layer analysis\n", "\n", "What you will learn:\n", "- which layer costs the most, by **name**\n", "- how to read the `allowed drop` slider\n"] },
+        { cell_type: "code", source: 'const qd = require("qdebug");', outputs: [{ output_type: "stream", name: "stdout", text: "backend wasm\n" }] },
+        { cell_type: "code", source: "await qd.show(sweep);", outputs: [await display(VIEW_CASES["sweep-both"](), "sweep")] },
+        { cell_type: "markdown", source: "Pick a layer in the [layer explorer](#explorer):" },
+        { cell_type: "code", source: "await qd.show(explorer);", outputs: [await display(VIEW_CASES["layer-explorer"](), "explorer")] },
+        { cell_type: "code", source: "await qd.show(oops);", outputs: [{ output_type: "stream", name: "stderr", text: "ReferenceError: oops is not defined\n" }] },
+        { cell_type: "code", source: "// not run yet", outputs: [] },
+      ],
+    };
+    fs.writeFileSync(path.join(dir, "nb.ipynb"), JSON.stringify(notebook));
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"] });
+  });
+  after(async () => {
+    await browser?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("writes one self-contained page and says what it holds", async () => {
+    const lines: string[] = [];
+    assert.equal(await publish([path.join(dir, "nb.ipynb")], (s) => lines.push(s)), 0);
+    assert.match(lines.join("\n"), /nb\.html: 7 cells, 2 interactive views; 1 code cells have no output/);
+    const html = fs.readFileSync(path.join(dir, "nb.html"), "utf8");
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=|"url"\s*:/);
+    assert.match(html, /<h1>Per-layer analysis<\/h1>/);
+    assert.match(html, /<li>which layer costs the most, by <strong>name<\/strong><\/li>/);
+    assert.match(html, /<pre class="stream stderr">ReferenceError: oops is not defined/);
+  });
+
+  it("refuses what is not an executed notebook, naming the problem", async () => {
+    fs.writeFileSync(path.join(dir, "bad.ipynb"), JSON.stringify({ nbformat: 3, cells: [] }));
+    await assert.rejects(publish([path.join(dir, "bad.ipynb")], () => {}), /nbformat 3 is not supported/);
+    fs.writeFileSync(path.join(dir, "notes.ipynb"), "{ not json");
+    await assert.rejects(publish([path.join(dir, "notes.ipynb")], () => {}), /is not valid JSON/);
+    await assert.rejects(publish([path.join(dir, "nb.ipynb"), "--out", path.join(dir, "page.txt")], () => {}), /--out must name an \.html file/);
+    await assert.rejects(publish([path.join(dir, "missing.ipynb")], () => {}), /no notebook file/);
+  });
+
+  it("in headless Chromium offline: every view draws, the slider and the picker redraw, no console error", async () => {
+    await publish([path.join(dir, "nb.ipynb"), "--out", path.join(dir, "page.html")], () => {});
+    const context = await browser.newContext({ offline: true });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`file://${path.join(dir, "page.html")}`);
+    await page.evaluate(() => (globalThis as unknown as { qdebugCharts: Promise<unknown> }).qdebugCharts.then(() => true));
+    const marks = await page.$$eval(".chart", (charts) => charts.map((c) => c.querySelectorAll("svg .role-mark > *").length));
+    assert.equal(marks.length, 2);
+    marks.forEach((n, i) => assert.ok(n > 10, `chart ${i} drew ${n} marks`));
+
+    // The sweep's slider: a larger allowed drop rings fewer layers, and the threshold label follows.
+    const sweep = page.locator(".chart").nth(0);
+    const slider = sweep.locator("input[type=range]");
+    assert.equal(await slider.getAttribute("step"), "0.001");
+    const before = await sweep.locator("svg").innerHTML();
+    await slider.fill(await slider.getAttribute("max") as string);
+    await slider.dispatchEvent("input");
+    await page.waitForTimeout(300);
+    const after = await sweep.locator("svg").innerHTML();
+    assert.notEqual(after, before, "the slider redrew the sweep");
+    assert.match(after, /allowed drop 2\.80%/);
+
+    // The layer explorer's picker: another layer, and the title and both panels follow.
+    const explorer = page.locator(".chart").nth(1);
+    await explorer.locator("select").selectOption("block_3_project");
+    await page.waitForTimeout(300);
+    assert.match(await explorer.locator("svg").innerHTML(), /Layer explorer: block_3_project/);
     assert.deepEqual(errors, []);
     await context.close();
   });
