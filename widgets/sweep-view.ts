@@ -38,7 +38,7 @@ export function sweepView(...sweeps: SweepResult[]): View {
   const slider = niceSlider(span, span / 4);
   const y = { field: "layer", type: "nominal", sort: { field: "index" }, title: null, axis: NAME_AXIS } as const;
   const x = { field: "score", type: "quantitative", scale: { zero: false, nice: false, padding: 30 }, title: first.metric.label, axis: { format: format.axis } } as const;
-  const color = { field: "sweep", type: "nominal", title: null, scale: { domain: [LABEL["enable-one"], LABEL["disable-one"]], range: [COLORS.activations, COLORS.weights] }, legend: { orient: "top", labelLimit: 300 } } as const;
+  const color = { field: "sweep", type: "nominal", title: null, scale: { domain: (["enable-one", "disable-one"] as const).filter((m) => sweeps.some((s) => s.mode === m)).map((m) => LABEL[m]), range: (["enable-one", "disable-one"] as const).filter((m) => sweeps.some((s) => s.mode === m)).map((m) => (m === "enable-one" ? COLORS.activations : COLORS.weights)) }, legend: { orient: "top", labelLimit: 300 } } as const;
   const enable = sweeps.find((s) => s.mode === "enable-one");
   const worst = enable ? [...enable.rows].sort((a, b) => b.drop - a.drop)[0] : undefined;
   const title = worst && worst.drop > 0 ? `Per-layer sweep (${first.metric.label}): ${worst.key} costs the most alone` : `Per-layer sweep (${first.metric.label})`;
