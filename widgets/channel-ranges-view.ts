@@ -16,6 +16,8 @@ const LABELLED = 3;
  * through JSON.
  */
 const constant = (ratio: number | null) => ratio === null || !Number.isFinite(ratio) || ratio >= 1e300;
+/** The ratio, or null for a constant channel (so 1.797e308 never reaches the spec, a tooltip or a label). */
+const bounded = (ratio: number | null) => (constant(ratio) ? null : ratio);
 
 /**
  * Before/after a weight fix (CLE, folding): each layer's ratio of widest to
@@ -28,7 +30,7 @@ const constant = (ratio: number | null) => ratio === null || !Number.isFinite(ra
 export function channelRangesView(ranges: ChannelRanges, fix = "the fix"): View {
   const title = `Per-channel weight ranges before and after ${fix}`;
   const after = new Map(ranges.after.map((l) => [l.node, l]));
-  const layers = ranges.before.filter((l) => after.has(l.node)).map((l) => ({ layer: l.node, index: l.index, before: l.rangeRatio as number | null, after: after.get(l.node)!.rangeRatio as number | null }));
+  const layers = ranges.before.filter((l) => after.has(l.node)).map((l) => ({ layer: l.node, index: l.index, before: bounded(l.rangeRatio), after: bounded(after.get(l.node)!.rangeRatio) }));
   if (layers.length === 0) return emptyView(title, `No weight layer is in both the model before and after ${fix}: nothing to compare.`);
   const finite = layers.flatMap((r) => [r.before, r.after]).filter((v): v is number => !constant(v));
   const top = Math.max(10, ...finite);
