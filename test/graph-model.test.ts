@@ -1,7 +1,11 @@
 import { strict as assert } from "assert";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
+import * as fs from "fs";
+import * as os from "os";
+import { exportGraphModel } from "../src/export/graph-model";
 import { loadGraph, loadGraphModelFromFile } from "../src/graph/load-model";
+import { QuantSim } from "../src/quant/quantsim";
 import { verifyAgainstGraphModel } from "../src/graph/tf-graph/verify-graph-model";
 import { placeQuantizers } from "../src/quant/placement";
 import { assertNoLeak, setupBackend } from "./helpers";
@@ -119,6 +123,46 @@ describe("TF.js graph models", function () {
     } finally {
       graph.dispose();
       model.dispose();
+    }
+  });
+
+  it("export: a W8 simulation of BlazeFace as a graph model in tfjs-converter's format loads with tf.loadGraphModel on the simulation's weight grid", async () => {
+    const graph = await loadGraph(human("blazeface-front"));
+    const sim = QuantSim.create(graph, { weights: { bitwidth: 8 }, activations: { enabled: false } });
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-graph-export-"));
+    try {
+      // The simulation keeps its quantized weights once made: make them first, so the leak check sees only the export.
+      for (const s of sim.sites) if (s.kind === "weight") sim.quantizedParam(s.name);
+      const result = await assertNoLeak("exportGraphModel", () => exportGraphModel(sim, human("blazeface-front"), out));
+      const quantized = result.weights.filter((w) => w.quantizer);
+      assert.ok(quantized.length >= 30 && quantized.every((w) => w.dtype === "uint8"), JSON.stringify(result.weights.slice(0, 3)));
+      assert.ok(result.bytes.written < result.bytes.source / 2, `${result.bytes.written} bytes written, source ${result.bytes.source}`);
+      const model = await loadGraphModelFromFile(result.modelJson);
+      try {
+        for (const w of quantized) {
+          const site = sim.sites.find((s) => s.name === w.quantizer)!;
+          const node = graph.node(site.node);
+          const ours = sim.quantizedParam(site.name)!.dataSync();
+          const loaded = model.weights[w.name][0].dataSync();
+          let diff = 0;
+          ours.forEach((v, i) => (diff = Math.max(diff, Math.abs(v - loaded[i]))));
+          assert.ok(diff <= 1e-5, `${w.name} (${node.name}): ${diff}`);
+        }
+        const x = tf.randomUniform([1, 128, 128, 3], 0, 1, "float32", 11);
+        const ours = sim.forward(x);
+        const theirs = model.execute(x, model.outputNodes) as tf.Tensor[];
+        ours.forEach((o, i) => {
+          const d = tf.tidy(() => tf.max(tf.abs(tf.sub(o, theirs[i]))).dataSync()[0] / tf.max(tf.abs(theirs[i])).dataSync()[0]);
+          assert.ok(d <= 1e-5, `output ${i}: the simulation and the exported model differ by ${d}`);
+        });
+        tf.dispose([x, ...ours, ...theirs]);
+      } finally {
+        model.dispose();
+      }
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+      sim.dispose();
+      graph.dispose();
     }
   });
 

@@ -88,7 +88,8 @@ registerTfOp(["MatMul", "_FusedMatMul", "BatchMatMulV2", "BatchMatMul"], (ctx) =
   if (!ctx.isConstant(0) && ctx.isConstant(1) && !ta && ctx.shape(1).length === 2) {
     const b = ctx.constant(1, "matrix");
     const kernel = tb ? tf.transpose(b) : tf.clone(b);
-    return fused.after(ctx.emit("dense", [ctx.value(0)], { activation: fused.activation }, withBias({ kernel }, fused.bias)));
+    // kernelTransposed: the stored TF weight is the kernel's transpose (an export writes it back that way).
+    return fused.after(ctx.emit("dense", [ctx.value(0)], { activation: fused.activation, ...(tb ? { kernelTransposed: true } : {}) }, withBias({ kernel }, fused.bias)));
   }
   const side = (i: number) => (ctx.isConstant(i) ? ctx.emit("constant", [], {}, { value: tf.cast(ctx.constant(i, "operand"), "float32") }, `operand${i}`) : ctx.value(i));
   let y = ctx.emit("matMul", [side(0), side(1)], { transposeA: ta, transposeB: tb });
