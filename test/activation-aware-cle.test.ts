@@ -10,6 +10,7 @@ import { loadGraph } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
 import { forward } from "../src/runner/forward";
 import { activationAwareCleView } from "../widgets/activation-aware-cle-view";
+import { viewOf } from "../src/display/show";
 import { EXAMPLE_MODEL } from "./fixtures/models";
 import { assertNoLeak, setupBackend, sliceDataset } from "./helpers";
 
@@ -162,6 +163,7 @@ describe("activation-aware CLE", () => {
       assert.deepEqual(drawn.map((v) => v.length), [3 * r.activations.length, 3 * r.activations.length]);
       assert.equal(drawn[0][2].ratio, r.activations[0].ratio.aware);
       assert.equal(drawn[1][1].ratio, r.activations[0].weightRatio.cle);
+      assert.deepEqual(viewOf(r as never), view, "qd.show finds the view by the result's step");
       r.graph.dispose();
     });
     x.dispose();

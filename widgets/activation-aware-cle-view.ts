@@ -1,4 +1,5 @@
 import type { ActivationAwareCleResult } from "../src/fix/activation-aware-cle";
+import { registerView } from "./registry";
 import { COLORS, View, view, WIDTH } from "./spec";
 
 const STATES = ["no CLE", "vanilla CLE", "activation-aware CLE"] as const;
@@ -45,3 +46,5 @@ export function activationAwareCleView(result: Pick<ActivationAwareCleResult, "a
     resolve: { scale: { color: "shared" } },
   });
 }
+
+registerView<Pick<ActivationAwareCleResult, "activations" | "alpha" | "diagnosis">>("activationAwareCleView", { steps: ["activation-aware-cle"] }, activationAwareCleView);
