@@ -162,6 +162,7 @@ describe("view snapshots", () => {
       assert.match(texts(await svg("adaround")).join(" "), /AdaRound: reconstruction error per layer, most improved: /);
       assert.match(texts(await svg("fold-batch-norm")).join(" "), /BatchNorm folding: 17 folded/);
       assert.match(texts(await svg("cross-layer-equalization-scales")).join(" "), /widest spread in /);
+      assert.ok(texts(await svg("adaround-curves")).includes("Training curves: Conv1.kernel"), "the picked run (layer) is in the title");
     });
   });
 

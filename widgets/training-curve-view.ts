@@ -57,7 +57,7 @@ export function trainingCurveView(curve: readonly CurvePoint[], options: Trainin
         { transform: [{ filter: "datum.kind === 'reference'" }], mark: { type: "text", align: "right", dx: -2, dy: -6, color: "#666", x: "width" }, encoding: { y: { field: "value", type: "quantitative" }, text: { field: "label" } } },
       ]
     : [];
-  return view(title, reading(curve, runs, series), {
+  const spec = view(title, reading(curve, runs, series), {
     data: {
       values: [
         ...curve.map((p) => ({ kind: "point", run: p.run, series: p.series, step: p.step, value: p.value })),
@@ -82,6 +82,9 @@ export function trainingCurveView(curve: readonly CurvePoint[], options: Trainin
     spec: { width: WIDTH, height: series.length > 2 ? 110 : 150, layer: [line, ...referenceLayers] },
     resolve: { scale: { y: "independent" } },
   });
+  // With a run picker, the title names the run shown, so a PNG says which layer's curve it is.
+  if (several) (spec.title as { text: unknown }).text = { expr: `${JSON.stringify(`${title}: `)} + run_shown` };
+  return spec;
 }
 
 /** What to read: each series' first and last values, then how a healthy curve looks. */
