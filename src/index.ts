@@ -153,4 +153,6 @@ export { analysisReport, analysisSummary, analysisSections } from "./report/anal
 export type { AnalysisResults } from "./report/analysis-report";
 export { flowReport, flowSummary, flowSections } from "./report/flow-report";
 export type { ReportSummary, ReportTable } from "./report/report";
+export { notebookPage, checkNotebook } from "./report/notebook-page";
+export type { Notebook, NotebookCell, NotebookOutput } from "./report/notebook-page";
 export { activationAwareCleView } from "../widgets/activation-aware-cle-view";
