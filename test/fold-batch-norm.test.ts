@@ -28,8 +28,17 @@ describe("BatchNorm folding", () => {
     assert.deepEqual(stats.std, Array.from(bn.params.gamma.dataSync(), Math.abs));
     assert.equal(batchNormStatsOf(graph.node(into)), undefined, "the source graph's node is unchanged");
     const result = { bn: r.graph.nodes.filter((n) => n.op === "batchNorm").length, folded: r.folded.length, nodes: r.graph.nodes.length, diff: maxRelDiff(folded, original) };
+    // The graph records what folding changed: each BN removed (its readers rewired to the layer), the layer's parameters and statistics.
+    assert.deepEqual(r.graph.edits.filter((e) => e.kind === "remove").map((e) => e.node), r.folded.map((f) => f.batchNorm));
+    assert.deepEqual(r.graph.edits.find((e) => e.kind === "remove" && e.node === batchNorm), { by: "fold-batch-norm", kind: "remove", node: batchNorm, rewiredTo: into });
+    assert.deepEqual(r.graph.edits.find((e) => e.kind === "params" && e.node === into), { by: "fold-batch-norm", kind: "params", node: into, params: Object.keys(r.graph.node(into).params) });
+    assert.deepEqual(graph.edits, []);
+    assert.equal(r.step, "fold-batch-norm");
+    assert.match(r.diagnosis, /^Folded 17 BatchNorm layers into the layer before them/);
     tf.dispose([...folded, ...original]);
-    r.graph.dispose();
+    r.dispose();
+    r.dispose(); // idempotent
+    assert.ok(r.graph.node(into).params.kernel.isDisposed, "dispose() freed the new graph");
     assert.equal(result.bn, 0, "no BatchNorm left");
     assert.equal(result.folded, 17);
     assert.equal(result.nodes, graph.nodes.length - 17);

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { count, disposable, FixResult } from "./fix-result";
-import { Graph } from "../graph/graph";
+import { Graph, GraphEditor } from "../graph/graph";
 import { GraphNode, Params } from "../graph/types";
 import { batchNormStatsOf } from "./fold-batch-norm";
 
@@ -123,52 +123,47 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
   const iterations = options.iterations ?? 4;
   const relu6 = options.relu6 ?? "relu";
   if (relu6 !== "relu" && relu6 !== "per-channel") throw new Error(`crossLayerEqualization: relu6 must be "relu" or "per-channel", got ${JSON.stringify(relu6)}`);
-  // Work on copies: the source graph stays as it was.
-  const params = new Map(source.nodes.map((n) => [n.name, Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])) as Params]));
-  const attrs = new Map(source.nodes.map((n) => [n.name, { ...n.attrs }]));
+  // Changes go into a new graph: the source graph stays as it was.
+  const editor = new GraphEditor(source, "cross-layer-equalization");
   const relu6Replaced: string[] = [];
   const rejected: RejectedPair[] = [];
   const pairs = findPairs(source, rejected);
   const scales: Record<string, number[]> = {};
   if (pairs.length === 0) {
-    for (const p of params.values()) tf.dispose(Object.values(p));
     const why = rejected.length ? ` Candidates rejected: ${rejected.slice(0, 3).map((r) => `${r.first} → ${r.second}: ${r.reason}`).join("; ")}.` : "";
     throw new Error(`cross-layer equalization found no layer pair to scale in "${source.name}" (it needs conv/dense/depthwise layers joined directly or by a ReLU, with no other reader in between; fold BatchNorm first).${why}`);
   }
   const clipped = pairs.filter((p) => p.act && p.act.attrs.maxValue != null);
   if (relu6 === "relu") {
     for (const { act } of clipped) {
-      attrs.get(act!.name)!.maxValue = null;
+      editor.setAttr(act!.name, "maxValue", null);
       relu6Replaced.push(act!.name);
     }
   }
-  for (let it = 0; it < iterations; it++) {
-    for (const { first, second } of pairs) {
-      const a = LAYERS[first.op];
-      const b = LAYERS[second.op];
-      const p1 = params.get(first.name)!;
-      const p2 = params.get(second.name)!;
-      const r1 = channelRanges(p1[a.param], a.outAxis);
-      const r2 = channelRanges(p2[b.param], b.inAxis);
-      if (r1.length !== r2.length) throw new Error(`cannot equalize "${first.name}" → "${second.name}": ${r1.length} output channels feed ${r2.length} input channels`);
-      const s = equalizingScales(r1, r2);
-      scales[first.name] = (scales[first.name] ?? s.map(() => 1)).map((v, i) => v * s[i]);
-      const scaled1 = tf.tidy(() => tf.div(p1[a.param], tf.tensor(s, broadcastShape(p1[a.param].rank, a.outAxis, s.length))));
-      const scaled2 = tf.tidy(() => tf.mul(p2[b.param], tf.tensor(s, broadcastShape(p2[b.param].rank, b.inAxis, s.length))));
-      p1[a.param].dispose();
-      p2[b.param].dispose();
-      p1[a.param] = scaled1;
-      p2[b.param] = scaled2;
-      if (p1.bias) {
-        const bias = tf.tidy(() => tf.div(p1.bias, tf.tensor1d(s)));
-        p1.bias.dispose();
-        p1.bias = bias;
+  try {
+    for (let it = 0; it < iterations; it++) {
+      for (const { first, second } of pairs) {
+        const a = LAYERS[first.op];
+        const b = LAYERS[second.op];
+        const w1 = editor.param(first.name, a.param)!;
+        const w2 = editor.param(second.name, b.param)!;
+        const r1 = channelRanges(w1, a.outAxis);
+        const r2 = channelRanges(w2, b.inAxis);
+        if (r1.length !== r2.length) throw new Error(`cannot equalize "${first.name}" → "${second.name}": ${r1.length} output channels feed ${r2.length} input channels`);
+        const s = equalizingScales(r1, r2);
+        scales[first.name] = (scales[first.name] ?? s.map(() => 1)).map((v, i) => v * s[i]);
+        editor.setParam(first.name, a.param, tf.tidy(() => tf.div(w1, tf.tensor(s, broadcastShape(w1.rank, a.outAxis, s.length)))));
+        editor.setParam(second.name, b.param, tf.tidy(() => tf.mul(w2, tf.tensor(s, broadcastShape(w2.rank, b.inAxis, s.length)))));
+        const bias = editor.param(first.name, "bias");
+        if (bias) editor.setParam(first.name, "bias", tf.tidy(() => tf.div(bias, tf.tensor1d(s))));
+        // The first layer's output channel i is now divided by s_i, and so is its BatchNorm distribution.
+        const stats = batchNormStatsOf({ ...first, attrs: editor.attrsOf(first.name) });
+        if (stats) editor.setAttr(first.name, "batchNormStats", { mean: stats.mean.map((m, i) => m / s[i]), std: stats.std.map((d, i) => d / s[i]) });
       }
-      // The first layer's output channel i is now divided by s_i, and so is its BatchNorm distribution.
-      const a1 = attrs.get(first.name)!;
-      const stats = batchNormStatsOf({ ...first, attrs: a1 });
-      if (stats) a1.batchNormStats = { mean: stats.mean.map((m, i) => m / s[i]), std: stats.std.map((d, i) => d / s[i]) };
     }
+  } catch (err) {
+    editor.dispose();
+    throw err;
   }
   // ReLU6(x)/s = min(ReLU(x/s), 6/s): the clip follows each channel's scale.
   const relu6Rescaled: string[] = [];
@@ -177,12 +172,11 @@ export function crossLayerEqualization(source: Graph, options: { iterations?: nu
       const max = act!.attrs.maxValue;
       const scale = scales[first.name];
       if (typeof max !== "number" || !scale) continue;
-      attrs.get(act!.name)!.maxValue = scale.map((s) => max / s);
+      editor.setAttr(act!.name, "maxValue", scale.map((s) => max / s));
       relu6Rescaled.push(act!.name);
     }
   }
-  const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
-  const graph = new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] });
+  const graph = editor.build();
   const diagnosis =
     `Scaled the channels of ${count(pairs.length, "layer pair")} over ${iterations === 1 ? "1 pass" : `${iterations} passes`} so that one per-tensor grid fits every channel of both layers.` +
     (relu6Replaced.length ? ` ${count(relu6Replaced.length, "ReLU6")} became ReLU (ReLU6 does not commute with scaling): the FP32 model changes where values exceeded 6.` : "") +

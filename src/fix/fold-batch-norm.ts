@@ -103,17 +103,9 @@ export function foldBatchNorms(graph: Graph): FoldResult {
       removed.set(bn.name, bn.inputs[0]);
       folded.push({ into: next.name, batchNorm: bn.name, position: "before" });
     }
-    const stats = new Map(folded.filter((f) => f.position === "after").map(({ into, batchNorm }) => [into, statsOf(graph.node(batchNorm))]));
-    const rename = (name: string) => removed.get(name) ?? name;
-    const nodes: GraphNode[] = graph.nodes
-      .filter((n) => !removed.has(n.name))
-      .map((n) => ({
-        ...n,
-        inputs: n.inputs.map(rename),
-        params: newParams.get(n.name) ?? Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])),
-        attrs: stats.has(n.name) ? { ...n.attrs, batchNormStats: stats.get(n.name) } : { ...n.attrs },
-      }));
-    const result = new Graph({ name: graph.name, nodes, inputs: [...graph.inputs], outputs: graph.outputs.map(rename) });
+    // The folded layer keeps its BatchNorm's output statistics, for the data-free fixes after it.
+    const attrs = new Map(folded.filter((f) => f.position === "after").map(({ into, batchNorm }) => [into, { batchNormStats: statsOf(graph.node(batchNorm)) }]));
+    const result = graph.edit({ by: "fold-batch-norm", params: newParams, attrs, remove: removed });
     return disposable({ step: "fold-batch-norm" as const, graph: result, folded, notFolded, diagnosis: foldDiagnosis(folded, notFolded) }, result);
   } catch (err) {
     for (const p of newParams.values()) tf.dispose(Object.values(p));

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { count, disposable, FixResult } from "./fix-result";
-import { Graph } from "../graph/graph";
+import { Graph, GraphEditor } from "../graph/graph";
 import { GraphNode, Params } from "../graph/types";
 import { findPairs } from "./cross-layer-equalization";
 import { batchNormStatsOf } from "./fold-batch-norm";
@@ -68,8 +68,7 @@ export function highBiasAbsorption(source: Graph, options: { zeroPadded?: "absor
       `high-bias absorption found no layer pair with BatchNorm statistics in "${source.name}": fold BatchNorm first with foldBatchNorms, then run crossLayerEqualization, then highBiasAbsorption`,
     );
   }
-  const params = new Map(source.nodes.map((n) => [n.name, Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])) as Params]));
-  const attrs = new Map(source.nodes.map((n) => [n.name, { ...n.attrs }]));
+  const editor = new GraphEditor(source, "high-bias-absorption");
   const absorbed: AbsorbedPair[] = [];
   const approximate: string[] = [];
   const skipped: HighBiasResult["skipped"] = [];
@@ -85,20 +84,19 @@ export function highBiasAbsorption(source: Graph, options: { zeroPadded?: "absor
         continue;
       }
       const relu = act !== undefined || first.attrs.activation === "relu";
-      const stats = batchNormStatsOf({ ...first, attrs: attrs.get(first.name)! })!;
+      const stats = batchNormStatsOf({ ...first, attrs: editor.attrsOf(first.name) })!;
       const c = stats.mean.map((beta, i) => (relu ? Math.max(0, beta - 3 * stats.std[i]) : beta));
-      const p1 = params.get(first.name)!;
-      const p2 = params.get(second.name)!;
-      const kernel2 = p2[INPUT_AXIS[second.op].param];
-      const added = kernelTimesInputConstant(second.op, kernel2, c);
-      const b1 = p1.bias ?? tf.zeros([c.length]);
-      const b2 = p2.bias ?? tf.zeros(added.shape);
-      const newB1 = tf.tidy(() => tf.sub(b1, tf.tensor1d(c)));
-      const newB2 = tf.tidy(() => tf.add(b2, added));
-      tf.dispose([b1, b2, added]);
-      p1.bias = newB1;
-      p2.bias = newB2;
-      attrs.get(first.name)!.batchNormStats = { mean: stats.mean.map((m, i) => m - c[i]), std: [...stats.std] };
+      const kernel2 = editor.param(second.name, INPUT_AXIS[second.op].param)!;
+      const b1 = editor.param(first.name, "bias");
+      const b2 = editor.param(second.name, "bias");
+      const newB1 = tf.tidy(() => tf.sub(b1 ?? tf.zeros([c.length]), tf.tensor1d(c)));
+      const newB2 = tf.tidy(() => {
+        const added = kernelTimesInputConstant(second.op, kernel2, c);
+        return b2 ? tf.add(b2, added) : added;
+      });
+      editor.setParam(first.name, "bias", newB1);
+      editor.setParam(second.name, "bias", newB2);
+      editor.setAttr(first.name, "batchNormStats", { mean: stats.mean.map((m, i) => m - c[i]), std: [...stats.std] });
       const taken = c.filter((v) => v !== 0);
       absorbed.push({
         first: first.name,
@@ -111,11 +109,10 @@ export function highBiasAbsorption(source: Graph, options: { zeroPadded?: "absor
       if (taken.length && zeroPads(second)) approximate.push(`${first.name} → ${second.name}`);
     }
   } catch (err) {
-    for (const p of params.values()) tf.dispose(Object.values(p));
+    editor.dispose();
     throw err;
   }
-  const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
-  const graph = new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] });
+  const graph = editor.build();
   const channels = absorbed.reduce((n, a) => n + a.channels, 0);
   const diagnosis =
     (channels === 0
