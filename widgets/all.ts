@@ -15,6 +15,7 @@ import "./pareto-view";
 import "./training-curve-view";
 import "./channel-ranges-view";
 import "./cle-view";
+import "./activation-aware-cle-view";
 import "./before-after-view";
 import "./fold-view";
 import "./high-bias-view";
