@@ -15,7 +15,7 @@
  *       │ 4. fix the simulation: biasCorrection, adaround, mixedPrecision, qat, sim.with(…)
  *       │ 5. guided: debugFlow runs 2–4 until the drop is within a target
  *       ▼
- *     6. export: exportQuantizedModel (TF.js), exportOnnxModel, writeEncodings (AIMET)
+ *     6. export: exportQuantizedModel (TF.js), exportGraphModel (TF.js graph model), exportOnnxModel, writeEncodings (AIMET)
  *     7. show: every result carries a `step`; show(result) draws its view (widgets/)
  *
  * Every analysis and fix is `fn(subject, { data, ... })`; results carry `step`
@@ -37,6 +37,14 @@ export type { ProgressEvent, ProgressFn } from "./progress";
 export { EXAMPLE_MODEL } from "./example";
 export { loadGraph, loadLayersModelFromFile } from "./graph/load-model";
 export { importLayersModel } from "./graph/import-layers";
+// TF.js graph models (tfjs-converter's format): loadGraph detects them; these read, import and check them directly.
+export { loadGraphModelFromFile } from "./graph/load-model";
+export type { LoadGraphOptions } from "./graph/load-model";
+export { importGraphModel } from "./graph/tf-graph/import-graph-model";
+export type { GraphModelImportOptions } from "./graph/tf-graph/import-graph-model";
+export { verifyAgainstGraphModel } from "./graph/tf-graph/verify-graph-model";
+export type { GraphModelVerifyOptions, GraphModelVerifyResult } from "./graph/tf-graph/verify-graph-model";
+export { registerTfOp, supportedTfOps } from "./graph/tf-graph/lowering";
 export { Graph } from "./graph/graph";
 export type { NodeSummary } from "./graph/graph";
 export type { GraphNode, Params, Attrs, OpKernel, LayerLowering, LayerCall, Lowered } from "./graph/types";
@@ -117,6 +125,11 @@ export type { DebugFlowOptions, FlowRecord, FlowStep, FlowBox } from "./flow/flo
 export { exportQuantizedModel } from "./export/tfjs-quantized";
 export type { ExportOptions, ExportResult, ExportedWeight } from "./export/tfjs-quantized";
 export { exportOnnxModel } from "./export/onnx-model";
+export { exportGraphModel } from "./export/graph-model";
+export type { GraphModelExportResult, ExportedGraphWeight } from "./export/graph-model";
+// tfjs-converter's --quantize_uint8/uint16/float16 weight storage, simulated weight by weight.
+export { converterQuantize, simulateConverter, converterFlags, resolvePreset, graphWeights } from "./quant/converter-preset";
+export type { ConverterDtype, ConverterPreset, ConverterWeight, ConverterSimulation, GraphWeight } from "./quant/converter-preset";
 export type { OnnxExportResult } from "./export/onnx-model";
 
 // 7. Show: results drawn as Vega-Lite views, in a notebook, a file or a report.
