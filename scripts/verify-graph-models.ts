@@ -17,10 +17,18 @@ import { Graph } from "../src/graph/graph";
 
 const FOLDER = path.join(__dirname, "..", "..", "..", "node_modules", "@vladmandic", "human-models", "models");
 
-/** Where the control-flow models are cut: their network outputs, before post-processing. */
+/** Where models with control flow or unsupported post-processing are cut: their network outputs, before post-processing. */
 export const CUTS: Record<string, LoadGraphOptions> = {
   // The box and class predictions, before decoding and non-max suppression; the input size is open.
   faceboxes: { outputs: ["reshaping/concat", "reshaping/concat_1"], inputShapes: { image_tensor: [1, 512, 512, 3] } },
+  // No control flow, but TopKV2 (and Select) in the post-processing: the heads and the score map before it.
+  centernet: { outputs: ["tower_0/wh", "tower_0/keypoints", "tower_0/Reshape"] },
+  "movenet-multipose": {
+    outputs: [
+      "StatefulPartitionedCall/Reshape_2", "StatefulPartitionedCall/Squeeze_3", "StatefulPartitionedCall/strided_slice_17",
+      "StatefulPartitionedCall/box_offset_0/conv2d_6/BiasAdd", "StatefulPartitionedCall/box_scale_0/conv2d_5/BiasAdd", "StatefulPartitionedCall/Reshape_8",
+    ],
+  },
 };
 
 /** Real photos for image inputs ([batch, h, w, 3]): two face-api demo photos resized, in [0, 1]; seeded noise otherwise. */
@@ -77,7 +85,7 @@ async function main(): Promise<void> {
         tf.dispose(inputs ?? []);
         const sites = placeQuantizers(graph, { biases: false });
         const batch = graph.inputSpecs[0].shape[0] === null ? "" : "batch 1 only; ";
-        console.log(`| ${name} | ${graph.nodes.length} | ${graph.paramCount()} | ${sites.length} | ${tfjs.maxRelDiff.toExponential(1)} | ${Number.isNaN(onnx.maxRelDiff) ? "error" : onnx.maxRelDiff.toExponential(1)} | ${batch}${outputs ? "cut at network outputs; " : ""}import ${ms} ms${"error" in onnx ? `; ${onnx.error}` : ""} |`);
+        console.log(`| ${name} | ${graph.nodes.length} | ${graph.paramCount()} | ${sites.length} | ${tfjs.maxRelDiff.toExponential(1)} | ${Number.isNaN(onnx.maxRelDiff) ? "error" : onnx.maxRelDiff.toExponential(1)} | ${batch}${outputs ? "cut before post-processing; " : ""}import ${ms} ms${"error" in onnx ? `; ${onnx.error}` : ""} |`);
       } finally {
         graph.dispose();
       }

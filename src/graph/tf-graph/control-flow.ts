@@ -19,26 +19,22 @@ export function isControlFlow(op: string): boolean {
 }
 
 /**
- * The error for a graph with control flow among the nodes its outputs need:
- * names the op and node, and lists cut points (computed values that feed the
- * control flow without depending on it), ready to pass as `outputs`.
+ * Where to cut a graph before the nodes `barrier` picks (control flow, an op
+ * qdebug does not run) and everything downstream of them: computed values
+ * (not constants, not the inputs themselves) that feed them without depending
+ * on them. Loops feed back, so the downstream set is spread to a fixed point.
  */
-export function controlFlowError(modelName: string, order: readonly TfNode[], isConstant: (name: string) => boolean): Error | undefined {
-  const flow = order.filter((n) => isControlFlow(n.op));
-  if (!flow.length) return undefined;
-  // Everything downstream of a control-flow op belongs to the post-processing; loops feed back,
-  // so spread until nothing changes.
+export function cutPoints(order: readonly TfNode[], barrier: (n: TfNode) => boolean, isConstant: (name: string) => boolean): string[] {
   const tainted = new Set<string>();
   for (let changed = true; changed; ) {
     changed = false;
     for (const n of order) {
-      if (!tainted.has(n.name) && (isControlFlow(n.op) || n.inputs.some((r) => tainted.has(r.node)))) {
+      if (!tainted.has(n.name) && (barrier(n) || n.inputs.some((r) => tainted.has(r.node)))) {
         tainted.add(n.name);
         changed = true;
       }
     }
   }
-  // Cut points are values computed from the inputs (not constants, not the inputs themselves).
   const fromData = new Set<string>();
   for (const n of order) if (n.op === "Placeholder" || n.inputs.some((r) => fromData.has(r.node))) fromData.add(n.name);
   const byName = new Map(order.map((n) => [n.name, n]));
@@ -46,21 +42,32 @@ export function controlFlowError(modelName: string, order: readonly TfNode[], is
   for (const n of order) {
     if (!tainted.has(n.name)) continue;
     for (const r of n.inputs) {
-      const producer = byName.get(r.node);
-      if (!tainted.has(r.node) && !isConstant(r.node) && fromData.has(r.node) && producer?.op !== "Placeholder") cuts.add(r.index ? `${r.node}:${r.index}` : r.node);
+      if (!tainted.has(r.node) && !isConstant(r.node) && fromData.has(r.node) && byName.get(r.node)?.op !== "Placeholder") cuts.add(r.index ? `${r.node}:${r.index}` : r.node);
     }
   }
-  const candidates = [...cuts];
+  return [...cuts];
+}
+
+/** `loadGraph(path, { outputs: [...] })` filled with cut points, for error messages. */
+export function cutHint(candidates: readonly string[]): string {
+  const shown = candidates.slice(0, 12).map((c) => JSON.stringify(c)).join(", ");
+  return `loadGraph(path, { outputs: [${shown}${candidates.length > 12 ? ", …" : ""}] }) (CLI: --outputs a,b)`;
+}
+
+/**
+ * The error for a graph with control flow among the nodes its outputs need:
+ * names the op and node, and lists cut points ready to pass as `outputs`.
+ */
+export function controlFlowError(modelName: string, order: readonly TfNode[], isConstant: (name: string) => boolean): Error | undefined {
+  const flow = order.filter((n) => isControlFlow(n.op));
+  if (!flow.length) return undefined;
+  const candidates = cutPoints(order, (n) => isControlFlow(n.op), isConstant);
   const ops = [...new Set(flow.map((n) => n.op))];
   const first = flow[0];
-  const shown = candidates.slice(0, 12).map((c) => JSON.stringify(c)).join(", ");
   const what = `graph model ${modelName} has control flow, which qdebug cannot run: op ${first.op} at node "${first.name}"` +
     `${flow.length > 1 ? ` (and ${flow.length - 1} more nodes: ${ops.join(", ")})` : ""}. `;
   if (!candidates.length) {
     return new Error(`${what}It reads the model's inputs directly (pre-processing in a loop or a conditional), so no cut before it leaves a network to debug.`);
   }
-  return new Error(
-    `${what}Cut the graph before it and debug the network body: loadGraph(path, { outputs: [${shown}${candidates.length > 12 ? ", …" : ""}] })` +
-      ` (CLI: --outputs a,b); ${candidates.length} value(s) feed the control flow without depending on it.`,
-  );
+  return new Error(`${what}Cut the graph before it and debug the network body: ${cutHint(candidates)}; ${candidates.length} value(s) feed the control flow without depending on it.`);
 }

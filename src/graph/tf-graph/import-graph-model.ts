@@ -6,7 +6,7 @@ import "../ops/all";
 import "./lower-conv";
 import "./lower-math";
 import "./lower-shape";
-import { controlFlowError } from "./control-flow";
+import { controlFlowError, cutHint, cutPoints } from "./control-flow";
 import { uniqueLabels } from "./labels";
 import { getTfLowering, PASS_OPS, supportedTfOps, TfLoweringContext } from "./lowering";
 import { parseNode, parseRef, RawTfNode, refKey, TfNode, TfRef } from "./tf-node";
@@ -73,9 +73,11 @@ export function importGraphModel(model: tf.GraphModel, options: GraphModelImport
   if (unsupported.length) {
     const first = unsupported[0];
     const others = [...new Set(unsupported.map((n) => n.op))].filter((op) => op !== first.op);
+    const bad = new Set(unsupported.map((n) => n.name));
+    const cuts = cutPoints(order, (n) => bad.has(n.name), (n) => isStatic.has(n));
     throw new Error(
       `graph model ${name}: op ${first.op} at node "${first.name}" is not supported${others.length ? ` (nor ${others.join(", ")})` : ""}; ` +
-        `cut the graph before it with loadGraph(path, { outputs: [...] }), or see the supported ops: ${supportedTfOps().join(", ")}`,
+        `${cuts.length ? `cut the graph before it with ${cutHint(cuts)}` : "no cut before it leaves a network"}. Supported ops: ${supportedTfOps().join(", ")}`,
     );
   }
 
