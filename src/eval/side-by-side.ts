@@ -8,6 +8,7 @@ import { classIndices } from "./class-labels";
 import { OutputComparator, OutputComparison } from "./output-comparison";
 import { OnnxProgram } from "../engine/onnx/program";
 import { onnxCanRun } from "../engine/onnx/support";
+import { engineChunks } from "../engine/onnx/memory";
 // Type only: a variant that is not a function is a simulation, so eval/ needs no runtime import of quant/ (which imports eval/).
 import type { QuantSim } from "../quant/quantsim";
 
@@ -64,18 +65,27 @@ export async function compareWithFp32<K extends string>(graph: Graph, options: C
     const program = new OnnxProgram(graph, fp32.sites, { segments: 1 });
     try {
       ({ examples } = await forEachBatch(graph, data, task, async (batch) => {
-        let reference: tf.Tensor[] = [];
-        let classLabels: tf.Tensor | undefined;
         const runs = [{ key: "\u0000fp32", sim: fp32 }, ...names.map((n) => ({ key: n, sim: variants[n] as QuantSim }))];
-        try {
-          await program.run(batch.inputs, runs, (key, outputs) => {
-            if (key === "\u0000fp32") {
-              reference = outputs.map((t) => t.clone());
-              classLabels = countReference(reference, batch.labels);
-            } else score(key as K, outputs, reference, classLabels);
-          });
-        } finally {
-          tf.dispose(reference);
+        // Sub-batches keep the sessions' activations within the memory budget (a batch of 32 photos at 224x224 doubled the peak).
+        const chunks = engineChunks(graph, batch.inputs);
+        let start = 0;
+        for (const inputs of chunks) {
+          const size = inputs[0].shape[0];
+          const labels = batch.labels && chunks.length > 1 ? tf.slice(batch.labels, start, size) : batch.labels;
+          let reference: tf.Tensor[] = [];
+          let classLabels: tf.Tensor | undefined;
+          try {
+            await program.run(inputs, runs, (key, outputs) => {
+              if (key === "\u0000fp32") {
+                reference = outputs.map((t) => t.clone());
+                classLabels = countReference(reference, labels);
+              } else score(key as K, outputs, reference, classLabels);
+            });
+          } finally {
+            tf.dispose(reference);
+            if (chunks.length > 1) tf.dispose([...inputs, ...(labels ? [labels] : [])]);
+          }
+          start += size;
         }
       }));
     } finally {
