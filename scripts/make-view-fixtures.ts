@@ -20,6 +20,7 @@ import { loadGraph } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
 import { QuantSimConfig } from "../src/quant/settings";
 import { fp32SanityCheck } from "../src/quant/sanity-check";
+import { score } from "../src/analysis/score";
 import { weightsVsActivations } from "../src/analysis/weights-vs-activations";
 import { sweepDisabled, sweepEnabled } from "../src/analysis/sweeps";
 import { layerError } from "../src/analysis/layer-error";
@@ -61,6 +62,7 @@ async function example(dir: string): Promise<void> {
   const graph = folded.graph;
   const sim = await QuantSim.create(graph, w4a8).calibrate(calibration());
   try {
+    save(dir, "score", await score(sim, { data: data(), metric: "accuracy" }));
     save(dir, "sanity", await fp32SanityCheck(sim, { data: data() }));
     save(dir, "split", await weightsVsActivations(sim, { data: data(), metric: "accuracy" }));
     save(dir, "sweep-enabled", await sweepEnabled(sim, { data: data(), metric: "accuracy" }));

@@ -185,7 +185,7 @@ describe("view snapshots", () => {
 
     it("every registered result step is drawn, and an unknown one is refused with the list", () => {
       const steps = registeredViews().flatMap((v) => v.steps);
-      for (const step of ["fp32-sanity-check", "weights-vs-activations", "sweep-enabled", "layer-error", "ranges", "weight-channels", "histograms", "activation-axes", "debug-flow", "mixed-precision", "qat", "fold-batch-norm", "cross-layer-equalization", "high-bias-absorption", "bias-correction", "adaround", "range-setting", "fix-quantizers"]) {
+      for (const step of ["score", "fp32-sanity-check", "weights-vs-activations", "sweep-enabled", "layer-error", "ranges", "weight-channels", "histograms", "activation-axes", "debug-flow", "mixed-precision", "qat", "fold-batch-norm", "cross-layer-equalization", "high-bias-absorption", "bias-correction", "adaround", "range-setting", "fix-quantizers"]) {
         assert.ok(steps.includes(step), `a view for "${step}"`);
       }
       assert.throws(() => viewOf({ step: "no-such-step" }), /nothing to draw for "no-such-step".*adaround/);

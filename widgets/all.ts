@@ -2,6 +2,7 @@
  * Every view file, imported once so each registers the result kinds it draws
  * (widgets/registry.ts). Adding a view is adding a file and a line here.
  */
+import "./score-view";
 import "./sanity-view";
 import "./split-view";
 import "./sweep-view";
