@@ -22,12 +22,13 @@ export const CUTS: Record<string, LoadGraphOptions> = {
   // The box and class predictions, before decoding and non-max suppression; the input size is open.
   faceboxes: { outputs: ["reshaping/concat", "reshaping/concat_1"], inputShapes: { image_tensor: [1, 512, 512, 3] } },
   // No control flow, but TopKV2 (and Select) in the post-processing: the heads and the score map before it.
-  centernet: { outputs: ["tower_0/wh", "tower_0/keypoints", "tower_0/Reshape"] },
+  centernet: { outputs: ["tower_0/wh", "tower_0/keypoints"] },
   "movenet-multipose": {
     outputs: [
       "StatefulPartitionedCall/Reshape_2", "StatefulPartitionedCall/Squeeze_3", "StatefulPartitionedCall/strided_slice_17",
       "StatefulPartitionedCall/box_offset_0/conv2d_6/BiasAdd", "StatefulPartitionedCall/box_scale_0/conv2d_5/BiasAdd", "StatefulPartitionedCall/Reshape_8",
     ],
+    inputShapes: { input: [1, 256, 256, 3] },
   },
 };
 
