@@ -1,3 +1,4 @@
+import type { MetricInfo } from "../src/analysis/evaluation";
 import type { FlowRecord, FlowStep } from "../src/flow/flow-types";
 import { COLORS, metricFormat, View, view, WIDTH } from "./spec";
 import { registerView } from "./registry";
@@ -55,8 +56,13 @@ export function flowView(record: FlowRecord): View {
   });
 }
 
-/** One step of the flow without a view of its own: the score before and after it, against FP32 and the target. */
-export function fixStepView(step: FlowStep): View {
+/**
+ * One step of the flow without a view of its own: the score before and after
+ * it, against FP32 and the target; with the flow's metric, scores are written
+ * in its units (accuracy as a percentage).
+ */
+export function fixStepView(step: FlowStep, metric?: MetricInfo): View {
+  const format = metricFormat(metric);
   const rows = [
     { what: "before", score: step.before },
     { what: step.kind === "fix" ? (step.kept ? "after (kept)" : "candidate (not kept)") : "after", score: step.score },
@@ -64,7 +70,7 @@ export function fixStepView(step: FlowStep): View {
   const refs = [{ v: step.fp32, what: "FP32" }, { v: step.target, what: "target" }];
   const ys = [...rows.map((r) => r.score), step.fp32, step.target].filter(Number.isFinite);
   const pad = Math.max(1e-3, (Math.max(...ys) - Math.min(...ys)) * 0.15);
-  const x = { type: "quantitative", scale: { domain: [Math.min(...ys) - pad, Math.max(...ys) + pad] }, title: "score" } as const;
+  const x = { type: "quantitative", scale: { domain: [Math.min(...ys) - pad, Math.max(...ys) + pad] }, title: metric?.label ?? "score", axis: { format: format.axis } } as const;
   return view(`${step.index}. ${step.title}`, step.finding, {
     width: WIDTH,
     height: 90,
@@ -73,12 +79,12 @@ export function fixStepView(step: FlowStep): View {
       {
         data: { values: rows },
         mark: { type: "point", filled: true, size: 140, color: COLORS.quantized },
-        encoding: { y: { field: "what", type: "nominal", sort: null, title: null }, x: { field: "score", ...x }, tooltip: [{ field: "what" }, { field: "score", format: ".4f" }] },
+        encoding: { y: { field: "what", type: "nominal", sort: null, title: null }, x: { field: "score", ...x }, tooltip: [{ field: "what" }, { field: "score", format: format.score }] },
       },
       {
         data: { values: rows },
         mark: { type: "text", align: "left", dx: 10 },
-        encoding: { y: { field: "what", type: "nominal", sort: null }, x: { field: "score", ...x }, text: { field: "score", format: ".4f" } },
+        encoding: { y: { field: "what", type: "nominal", sort: null }, x: { field: "score", ...x }, text: { field: "score", format: format.score } },
       },
     ],
   });

@@ -6,6 +6,7 @@ import { sweepView } from "../../widgets/sweep-view";
 import { registeredViews, viewFor } from "../../widgets/registry";
 import "../../widgets/all";
 import type { FlowStep } from "../flow/flow-types";
+import type { MetricInfo } from "../analysis/evaluation";
 import type { ProgressFn } from "../progress";
 import { MimeBundle, mimeBundle } from "./bundle";
 import { renderSvg } from "./render";
@@ -30,11 +31,14 @@ export function viewOf(x: Showable): View {
   throw new Error(`show: nothing to draw for ${JSON.stringify(r.step ?? Object.keys(r).slice(0, 4))} (give an analysis or fix result — steps ${known.join(", ")} — or a Vega-Lite view)`);
 }
 
-/** A step of the debugging flow: its result's own view when it has one, else the score before and after. */
-function flowStepView(step: FlowStep): View {
+/**
+ * A step of the debugging flow: its result's own view when it has one, else
+ * the score before and after (in the flow's metric's units when given).
+ */
+export function flowStepView(step: FlowStep, metric?: MetricInfo): View {
   const result = step.result as Record<string, unknown> | undefined;
   const drawn = result && typeof result === "object" && !step.skipped ? viewFor(result) : undefined;
-  return drawn ?? fixStepView(step);
+  return drawn ?? fixStepView(step, metric);
 }
 
 function textOf(view: View, x: Showable): string {

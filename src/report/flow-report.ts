@@ -1,5 +1,5 @@
 import type { FlowRecord, FlowStep } from "../flow/flow-types";
-import { viewOf } from "../display/show";
+import { flowStepView, viewOf } from "../display/show";
 import { metricFormat } from "../../widgets/spec";
 import { buildReport, ReportSection, ReportSummary, ReportTable } from "./report";
 
@@ -58,7 +58,7 @@ export function flowTable(record: FlowRecord): ReportTable {
 export function flowSections(record: FlowRecord): ReportSection[] {
   return [
     { step: "The flow", diagnosis: record.diagnosis, views: [viewOf(record)], tables: [flowTable(record)] },
-    ...record.steps.map((s) => ({ step: `${s.index}. ${s.title}`, diagnosis: s.finding, views: [viewOf(s)] })),
+    ...record.steps.map((s) => ({ step: `${s.index}. ${s.title}`, diagnosis: s.finding, views: [flowStepView(s, record.metric)] })),
   ];
 }
 
