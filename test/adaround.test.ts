@@ -1,6 +1,7 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
-import { adaround, AdaroundResult, followingActivation, layerOutput, resolveAdaroundOptions, trainingOutput } from "../src/fix/adaround";
+import { adaround, AdaroundResult, resolveAdaroundOptions } from "../src/fix/adaround";
+import { followingActivation, layerOutput, trainingOutput } from "../src/fix/adaround-layer-output";
 import {
   annealedBeta,
   initialV,
