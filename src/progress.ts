@@ -1,3 +1,5 @@
+import { explainOutOfMemory } from "./memory-budget";
+
 /** Progress of a long run, reported after each unit of work (a batch, a layer). */
 export interface ProgressEvent {
   /** What is running ("forward", "calibration", "sweep: enable one layer"). */
@@ -161,9 +163,12 @@ export class StepTimer {
   readonly reporter: ProgressReporter;
   readonly timings: StepTiming[] = [];
   private readonly startedAt: number;
+  /** The command's batch size, named when a step runs out of memory. */
+  private readonly batchSize?: number;
 
-  constructor(options: ProgressOptions = {}) {
+  constructor(options: ProgressOptions & { batchSize?: number } = {}) {
     this.reporter = new ProgressReporter(options);
+    this.batchSize = options.batchSize;
     this.startedAt = this.reporter.now();
   }
 
@@ -182,7 +187,7 @@ export class StepTimer {
       return result;
     } catch (err) {
       this.reporter.line(`step ${name}: failed after ${formatDuration(this.reporter.now() - start)}`);
-      throw err;
+      throw explainOutOfMemory(err, name, this.batchSize);
     }
   }
 

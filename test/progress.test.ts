@@ -1,4 +1,6 @@
 import { strict as assert } from "assert";
+import * as tf from "@tensorflow/tfjs";
+import { setupBackend } from "./helpers";
 import { etaMs, formatDuration, ProgressEvent, ProgressOptions, ProgressReporter, StepTimer } from "../src/progress";
 
 /** A stream that keeps what is written; a terminal when `columns` is given. */
@@ -156,6 +158,28 @@ describe("progress", () => {
   });
 
   describe("step timings", () => {
+    it("a step that runs out of memory names the step, the batch size and the knobs that bound memory", async () => {
+      await setupBackend();
+      const steps = new StepTimer({ stream: fakeStream(), env: {}, batchSize: 32 });
+      const saved = process.env.QDEBUG_MEMORY;
+      process.env.QDEBUG_MEMORY = "1.5GB";
+      try {
+        // A real failure: tfjs cannot allocate 4.4 GB for one tensor.
+        await assert.rejects(
+          () => steps.run("enable-one sweep", () => tf.tidy(() => tf.zeros([1100, 1000, 1000]).sum())),
+          (err: Error) => {
+            assert.match(err.message, /^out of memory in step "enable-one sweep" at batch size 32 \(.*Invalid typed array length.*\): lower the batch size \(--batch-size 16\), or the engine's memory budget \(QDEBUG_MEMORY, now 1\.50 GB\)$/);
+            return true;
+          },
+        );
+        // Other errors pass through unchanged.
+        await assert.rejects(() => steps.run("split", () => { throw new Error("no data"); }), /^Error: no data$/);
+      } finally {
+        if (saved === undefined) delete process.env.QDEBUG_MEMORY;
+        else process.env.QDEBUG_MEMORY = saved;
+      }
+    });
+
     it("prints each step's start and wall time, then the total, and returns them", async () => {
       const stream = fakeStream();
       const clock = fakeClock();
