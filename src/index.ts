@@ -133,7 +133,7 @@ export type { ConverterDtype, ConverterPreset, ConverterWeight, ConverterSimulat
 export type { OnnxExportResult } from "./export/onnx-model";
 
 // 7. Show: results drawn as Vega-Lite views, in a notebook, a file or a report.
-export { show, live, viewOf } from "./display/show";
+export { show, live, viewOf, flowStepView } from "./display/show";
 export type { Showable } from "./display/show";
 export { renderSvg } from "./display/render";
 export { buildReport } from "./report/report";
@@ -155,6 +155,7 @@ export { trainingCurveView } from "../widgets/training-curve-view";
 export type { TrainingCurveViewOptions } from "../widgets/training-curve-view";
 export { paretoView, mixedPrecisionTableView } from "../widgets/pareto-view";
 export { beforeAfterView } from "../widgets/before-after-view";
+export { scoreView } from "../widgets/score-view";
 export { foldView } from "../widgets/fold-view";
 export { cleView } from "../widgets/cle-view";
 export { highBiasView } from "../widgets/high-bias-view";
