@@ -1,18 +1,18 @@
 import * as tf from "@tensorflow/tfjs";
 import { count, disposable, FixResult, scoresSentence } from "./fix-result";
 import { EvaluationOptions } from "../analysis/evaluation";
-import { Dataset, requireData } from "../data/types";
+import { Dataset } from "../data/types";
 import { Graph } from "../graph/graph";
-import { getOp } from "../graph/registry";
 import { GraphNode, Params } from "../graph/types";
 import { ProgressFn } from "../progress";
-import { QuantizerKind } from "../quant/placement";
 import { FrozenWeight, QuantSim } from "../quant/quantsim";
-import { NodeHook } from "../runner/forward";
-import { runDataset } from "../runner/run-dataset";
 import { BeforeAfter, scoreBeforeAfter } from "./before-after";
-import { batchNormStatsOf } from "./fold-batch-norm";
-import { kernelTimesInputConstant } from "./kernel-math";
+import { CORRECTABLE, Measure, measureMeans } from "./bias-correction-means";
+import { analyticalShift, clippedNormalMean, inputMeanFromBatchNorm } from "./bias-correction-analytical";
+
+export { meanShifts } from "./bias-correction-means";
+export type { MeanShiftRow, MeanShiftsResult } from "./bias-correction-means";
+export { clippedNormalMean, inputMeanFromBatchNorm } from "./bias-correction-analytical";
 
 export type BiasCorrectionMethod = "empirical" | "analytical";
 
@@ -76,9 +76,6 @@ export interface BiasCorrectionResult extends FixResult {
 }
 
 /** Layers whose bias can absorb a per-output-channel shift. */
-const CORRECTABLE = new Set(["conv2d", "depthwiseConv2d", "conv1d", "dense"]);
-/** Ops that keep each channel's expected value: E[x] passes through them unchanged. */
-const MEAN_PRESERVING = new Set(["identity", "globalAvgPool", "avgPool2d"]);
 
 /**
  * Bias correction (Nagel et al., "Data-Free Quantization Through Weight
@@ -269,228 +266,4 @@ function rebase(sim: QuantSim, graph: Graph, frozen: ReadonlyMap<string, FrozenW
 function weightsOnly(sim: QuantSim): QuantSim {
   const activations = sim.sites.filter((s) => s.kind === "activation");
   return sim.with(Object.fromEntries(activations.map((s) => [s.name, { enabled: false }])));
-}
-
-/**
- * The simulation's values of a layer's parameters of the given kinds (weights,
- * and biases when quantized), as its own forward pass uses them: new tensors the
- * caller disposes. Parameters left unquantized are not in the result.
- */
-function quantizedParams(sim: QuantSim, layer: string, kinds: readonly QuantizerKind[]): Params {
-  const out: Params = {};
-  for (const site of sim.sites) {
-    if (site.node !== layer || !kinds.includes(site.kind)) continue;
-    // sim.quantizedParam: the simulation's rounding, seed and frozen weights; a clone the caller may dispose.
-    const q = sim.quantizedParam(site.name);
-    if (q) out[site.param!] = tf.clone(q);
-  }
-  return out;
-}
-
-/** The layer's output before its fused activation. */
-function preActivation(layer: GraphNode, inputs: tf.Tensor[], params: Params): tf.Tensor {
-  return getOp(layer.op).run({ ...layer, attrs: { ...layer.attrs, activation: "linear" } }, inputs, params);
-}
-
-/**
- * (W_q − W)·E[x]: the shift of each output channel's mean when the layer's
- * weights are quantized, for inputs whose channel means are `inputMean`.
- */
-function analyticalShift(sim: QuantSim, layer: GraphNode, inputMean: number[]): Float32Array {
-  const param = layer.op === "depthwiseConv2d" ? "depthwise_kernel" : "kernel";
-  const q = quantizedParams(sim, layer.name, ["weight"]);
-  try {
-    return tf.tidy(() => kernelTimesInputConstant(layer.op, tf.sub(q[param], layer.params[param]), inputMean).dataSync() as Float32Array);
-  } finally {
-    tf.dispose(Object.values(q));
-  }
-}
-
-/**
- * What `measureMeans` averages per output channel at each layer:
- * - "fp32": the graph's pre-activation output;
- * - "quantized": the simulation's, from its quantized inputs and parameters;
- * - "own shift": the simulation's minus FP32 parameters on the same quantized inputs.
- */
-type Measure = "fp32" | "quantized" | "own shift";
-
-/**
- * Per layer, the per-output-channel mean over `data` (all examples and
- * positions) of the measured quantity, in one pass: a hook keeps a reference to
- * every node's output while its readers may still run, and at each layer
- * computes the layer's pre-activation from its inputs.
- */
-async function measureMeans(model: Graph | QuantSim, layers: readonly GraphNode[], data: Dataset, measure: Measure): Promise<Map<string, Float64Array>> {
-  const wanted = new Map(layers.map((l) => [l.name, l]));
-  const sums = new Map<string, Float64Array>();
-  const counts = new Map<string, number>();
-  const quantized = new Map<string, Params>();
-  const seen = new Map<string, tf.Tensor>();
-  const hook: NodeHook = (node, out) => {
-    seen.set(node.name, out);
-    const layer = wanted.get(node.name);
-    if (!layer) return;
-    const inputs = layer.inputs.map((name) => seen.get(name)!);
-    let value: tf.Tensor;
-    if (measure === "fp32") value = layer.attrs.activation === "linear" ? out : preActivation(layer, inputs, layer.params);
-    else {
-      const q = preActivation(layer, inputs, { ...layer.params, ...quantized.get(layer.name)! });
-      value = measure === "quantized" ? q : tf.sub(q, preActivation(layer, inputs, layer.params));
-    }
-    const channels = value.shape[value.rank - 1];
-    const sum = tf.sum(value, Array.from({ length: value.rank - 1 }, (_, i) => i)).dataSync();
-    const acc = sums.get(layer.name) ?? new Float64Array(channels);
-    sum.forEach((v, i) => (acc[i] += v));
-    sums.set(layer.name, acc);
-    counts.set(layer.name, (counts.get(layer.name) ?? 0) + value.size / channels);
-  };
-  const outputs = [layers[layers.length - 1].name];
-  const task = `bias correction: ${measure} means`;
-  try {
-    if (model instanceof QuantSim) {
-      for (const l of layers) quantized.set(l.name, quantizedParams(model, l.name, ["weight", "bias"]));
-      // The simulation's own graph holds the parameters it quantizes.
-      for (const l of layers) wanted.set(l.name, model.graph.node(l.name));
-      await model.run(data, { hook, outputs, task });
-    } else {
-      await runDataset(model, data, { hook, outputs, task });
-    }
-  } finally {
-    for (const p of quantized.values()) tf.dispose(Object.values(p));
-    seen.clear();
-  }
-  return new Map([...sums].map(([name, s]) => [name, s.map((v) => v / counts.get(name)!)]));
-}
-
-/** One row of `meanShifts`. */
-export interface MeanShiftRow {
-  layer: string;
-  /** Per output channel: E[simulated pre-activation] − E[FP32 pre-activation] over the data. */
-  shifts: number[];
-  meanAbsShift: number;
-  maxAbsShift: number;
-}
-
-/**
- * The biased part of the quantization error at each conv/dense layer: the
- * per-output-channel mean of the simulation's pre-activation output minus
- * FP32's, over `data` (two passes). What empirical bias correction drives to 0.
- * The simulation is used as it is (activation quantizers included): pass
- * `sim.with(...)` with them bypassed to see the weights' part alone. FP32 is
- * `reference` (same node names), by default the simulation's own graph; to
- * judge a corrected model, whose biases moved, give the original graph.
- */
-export interface MeanShiftsResult {
-  step: "mean-shifts";
-  /** One row per layer, in execution order. */
-  rows: MeanShiftRow[];
-  diagnosis: string;
-}
-
-export async function meanShifts(sim: QuantSim, options: { data: Dataset; layers?: string[]; reference?: Graph }): Promise<MeanShiftsResult> {
-  const data = requireData("meanShifts", options);
-  const layers = options.layers ? options.layers.map((n) => sim.graph.node(n)) : sim.graph.nodes.filter((n) => CORRECTABLE.has(n.op));
-  const bad = layers.find((n) => !CORRECTABLE.has(n.op));
-  if (bad) throw new Error(`meanShifts: layer "${bad.name}" is a ${bad.op}, not a conv/dense layer`);
-  if (layers.length === 0) throw new Error(`meanShifts: "${sim.graph.name}" has no conv or dense layer`);
-  const copy = sim.with({});
-  try {
-    const reference = options.reference ?? sim.graph;
-    const fp = await measureMeans(reference, layers.map((l) => reference.node(l.name)), data, "fp32");
-    const q = await measureMeans(copy, layers, data, "quantized");
-    const rows = layers.map((l) => {
-      const shifts = Array.from(q.get(l.name)!, (v, i) => v - fp.get(l.name)![i]);
-      const abs = shifts.map(Math.abs);
-      return { layer: l.name, shifts, meanAbsShift: abs.reduce((a, b) => a + b, 0) / abs.length, maxAbsShift: Math.max(...abs) };
-    });
-    const worst = rows.reduce((a, b) => (b.maxAbsShift > a.maxAbsShift ? b : a));
-    const diagnosis = `Quantization moves the mean output of ${worst.layer} most: by up to ${worst.maxAbsShift.toPrecision(3)} in one channel (mean |shift| ${worst.meanAbsShift.toPrecision(3)}), over ${count(rows.length, "layer")}. Bias correction subtracts these shifts from the biases.`;
-    return { step: "mean-shifts", rows, diagnosis };
-  } finally {
-    copy.dispose();
-  }
-}
-
-/**
- * E[x] per channel of a layer's input, from the BatchNorm statistics N(β, γ²)
- * of the layer that produced it, through its ReLU / ReLU6 / linear activation
- * and any ops that keep channel means (dropout, average pooling); or why not.
- */
-export function inputMeanFromBatchNorm(graph: Graph, layer: GraphNode): { mean: number[] } | { reason: string } {
-  let node = graph.node(layer.inputs[0]);
-  while (MEAN_PRESERVING.has(node.op)) node = graph.node(node.inputs[0]);
-  let activation = { fn: "linear", maxValue: null as unknown };
-  let through = "";
-  if (node.op === "activation") {
-    activation = { fn: node.attrs.fn as string, maxValue: node.attrs.maxValue };
-    through = ` through "${node.name}"`;
-    node = graph.node(node.inputs[0]);
-  }
-  const stats = batchNormStatsOf(node);
-  if (!stats) {
-    return {
-      reason: node.op === "input"
-        ? `its input is the model input "${node.name}", which has no BatchNorm statistics`
-        : `its input comes${through} from "${node.name}" (${node.op}), which carries no BatchNorm statistics`,
-    };
-  }
-  const fused = (node.attrs.activation as string | undefined) ?? "linear";
-  if (fused !== "linear") {
-    if (activation.fn !== "linear") return { reason: `"${node.name}" has a fused ${fused} activation followed by another${through}` };
-    activation = { fn: fused, maxValue: null };
-  }
-  let clip: (i: number) => [number, number];
-  if (activation.fn === "linear") clip = () => [-Infinity, Infinity];
-  else if (activation.fn === "relu6") clip = () => [0, 6];
-  else if (activation.fn === "relu") {
-    const max = activation.maxValue;
-    clip = Array.isArray(max) ? (i) => [0, max[i] as number] : typeof max === "number" ? () => [0, max] : () => [0, Infinity];
-  } else {
-    return { reason: `its input passes through a ${activation.fn} activation${through}, whose mean over a normal distribution has no closed form here` };
-  }
-  const channels = inputChannels(layer);
-  if (stats.mean.length !== channels) return { reason: `"${node.name}" has BatchNorm statistics for ${stats.mean.length} channels, the layer reads ${channels}` };
-  return { mean: stats.mean.map((m, i) => clippedNormalMean(m, stats.std[i], ...clip(i))) };
-}
-
-/** Axis of input channels in each correctable layer's kernel. */
-const INPUT_CHANNEL_AXIS: Record<string, number> = { dense: 0, conv1d: 1, conv2d: 2, depthwiseConv2d: 2 };
-
-function inputChannels(layer: GraphNode): number {
-  const kernel = layer.params[layer.op === "depthwiseConv2d" ? "depthwise_kernel" : "kernel"];
-  return kernel.shape[INPUT_CHANNEL_AXIS[layer.op]];
-}
-
-/**
- * E[clip(X, lo, hi)] for X ~ N(mean, std²), derived by splitting the integral at
- * the clip points, with a = (lo − μ)/σ and b = (hi − μ)/σ:
- *   lo·Φ(a) + hi·(1 − Φ(b)) + μ·(Φ(b) − Φ(a)) + σ·(φ(a) − φ(b)).
- * ReLU is [0, ∞): μ·Φ(μ/σ) + σ·φ(μ/σ); ReLU6 is [0, 6]; linear gives μ.
- */
-export function clippedNormalMean(mean: number, std: number, lo = -Infinity, hi = Infinity): number {
-  if (!(lo <= hi)) throw new Error(`clippedNormalMean: empty clip range [${lo}, ${hi}]`);
-  if (!(std >= 0)) throw new Error(`clippedNormalMean: std must be ≥ 0, got ${std}`);
-  if (std === 0) return Math.min(Math.max(mean, lo), hi);
-  const a = (lo - mean) / std;
-  const b = (hi - mean) / std;
-  const below = lo === -Infinity ? 0 : lo * normalCdf(a);
-  const above = hi === Infinity ? 0 : hi * (1 - normalCdf(b));
-  return below + above + mean * (normalCdf(b) - normalCdf(a)) + std * (normalPdf(a) - normalPdf(b));
-}
-
-function normalPdf(z: number): number {
-  return Number.isFinite(z) ? Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI) : 0;
-}
-
-function normalCdf(z: number): number {
-  return 0.5 * erfc(-z / Math.SQRT2);
-}
-
-/** Complementary error function, relative error < 1.2e-7 (Numerical Recipes' Chebyshev fit). */
-function erfc(x: number): number {
-  const z = Math.abs(x);
-  const t = 1 / (1 + 0.5 * z);
-  const poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
-  const r = z === Infinity ? 0 : t * Math.exp(poly);
-  return x >= 0 ? r : 2 - r;
 }
