@@ -1,51 +1,16 @@
-import { EvaluationOptions, metricInfo, MetricInfo, scoreAll } from "../analysis/evaluation";
+import { metricInfo, MetricInfo, scoreAll } from "../analysis/evaluation";
 import { disposable, FixResult } from "./fix-result";
 import { MetricName } from "../eval/metric";
 import { ScoredVariant } from "../analysis/score-variants";
 import { allBypassed, Granularity } from "../analysis/variants";
-import { validateBitwidth } from "../quant/encoding";
 import { QuantSim } from "../quant/quantsim";
 import { SettingsPatch } from "../quant/settings";
-import { CostModel, costModel, costOf, simBits } from "./cost";
+import { costModel, costOf, simBits } from "./cost";
+import { Candidate, MixedPrecisionOptions, candidateLabel, normalizeCandidates, normalizeSensitivity } from "./mixed-precision-options";
+import { bestConfig, describeConfig, dominates, patchOf, searchGroups } from "./mixed-precision-search";
 
-/** A bit-width choice: weights, and activations too when given (otherwise activations keep the simulation's settings). */
-export interface Candidate {
-  weights: number;
-  activations?: number;
-}
-
-/** `data` is read once per pass (several passes): give a Dataset that can be iterated again, not a generator. */
-export interface MixedPrecisionOptions extends EvaluationOptions {
-  /**
-   * Bit-widths to choose from: numbers are weight bit-widths (`[4, 8]`), pairs
-   * set weights and activations (`[{ weights: 8, activations: 8 }, { weights: 4, activations: 8 }]`).
-   * They must be ordered: each at least as wide as the others in both parts, or
-   * narrower in both (W4A8 and W8A4 cannot be ranked, so they cannot be mixed).
-   */
-  candidates: readonly (number | { weights: number; activations: number })[];
-  /** How much the score may fall below FP32's, in metric units (0.005 = half a point of accuracy). */
-  allowedDrop: number;
-  /** What a configuration costs: bit operations (default) or model size in bytes. */
-  cost?: "bops" | "size";
-  /** Search per layer (a layer's weights and the activations its MACs read, default) or per quantizer. */
-  granularity?: Granularity;
-  /**
-   * How layers are ranked (steps 1–2 below). `from: "lowest"` (default):
-   * everything at the lowest candidate and one layer raised — what raising it
-   * is worth where the search starts, which walks up from the lowest.
-   * `"highest"` (AIMET's phase 1, made for its search that walks down from the
-   * highest): everything at the highest and one layer lowered. On the example
-   * model, where the drop comes from errors adding up across layers, lowering
-   * one layer alone moves accuracy by less than the noise of 1000 images, and
-   * that ranking kept 11–12 of 18 layers at 8 bits where "lowest" kept 5–7.
-   * `metric`: a built-in metric over `data` for this ranking only (default: the
-   * search's own), e.g. "mse", which changes smoothly where accuracy moves by
-   * whole examples (like AIMET's SQNR phase-1 callback).
-   */
-  sensitivity?: { from?: "highest" | "lowest"; metric?: MetricName };
-  /** Called with each row of the table as its configuration is scored. */
-  onStep?: (row: MixedPrecisionStep) => void;
-}
+export type { Candidate, MixedPrecisionOptions } from "./mixed-precision-options";
+export { normalizeCandidates, candidateLabel } from "./mixed-precision-options";
 
 /** One configuration on the search path: the layer raised and where that left score and cost. */
 export interface MixedPrecisionStep {
@@ -135,20 +100,6 @@ export interface MixedPrecisionResult extends FixResult {
   diagnosis: string;
 }
 
-/** A group's candidate at one level: its label and the overrides that set it. */
-interface Level {
-  label: string;
-  weights?: number;
-  activations?: number;
-  patch: Record<string, SettingsPatch>;
-}
-
-interface SearchGroup {
-  key: string;
-  nodes: string[];
-  quantizers: string[];
-  levels: Level[];
-}
 
 const SCORE_TOLERANCE = 1e-12;
 
@@ -384,129 +335,6 @@ export async function mixedPrecision(sim: QuantSim, options: MixedPrecisionOptio
   return disposable({ ...result, diagnosis: diagnose(result) }, result.sim);
 }
 
-function normalizeSensitivity(raw: MixedPrecisionOptions["sensitivity"], metric: MetricInfo, hasData: boolean): { from: "highest" | "lowest"; metric?: MetricInfo } {
-  const from = raw?.from ?? "lowest";
-  if (from !== "highest" && from !== "lowest") throw new Error(`mixedPrecision: invalid sensitivity.from: ${JSON.stringify(from)} (expected "highest" or "lowest")`);
-  if (raw?.metric === undefined) return { from };
-  const own = metricInfo({ metric: raw.metric });
-  if (own.metric === metric.metric) return { from };
-  if (!hasData) throw new Error(`mixedPrecision: sensitivity.metric "${own.metric}" is computed over data: give data too`);
-  return { from, metric: own };
-}
-
-/** Candidates in canonical form, lowest first; an error for anything that cannot be ranked. */
-export function normalizeCandidates(raw: MixedPrecisionOptions["candidates"]): Candidate[] {
-  if (!Array.isArray(raw) || raw.length === 0) throw new Error("mixedPrecision: candidates must be a non-empty list of bit-widths, e.g. [4, 8] or [{ weights: 4, activations: 8 }, { weights: 8, activations: 8 }]");
-  const numbers = raw.filter((c) => typeof c === "number").length;
-  if (numbers !== 0 && numbers !== raw.length) throw new Error("mixedPrecision: give candidates either as numbers (weight bit-widths) or as { weights, activations } pairs, not both");
-  const list = raw.map((c, i): Candidate => {
-    try {
-      if (typeof c === "number") return { weights: validateBitwidth(c) };
-      if (c === null || typeof c !== "object") throw new Error(`expected a number or { weights, activations }, got ${JSON.stringify(c)}`);
-      return { weights: validateBitwidth(c.weights), activations: validateBitwidth(c.activations) };
-    } catch (err) {
-      throw new Error(`mixedPrecision: candidate ${i + 1}: ${(err as Error).message}`);
-    }
-  });
-  list.sort((a, b) => a.weights - b.weights || (a.activations ?? 0) - (b.activations ?? 0));
-  for (let i = 1; i < list.length; i++) {
-    const [a, b] = [list[i - 1], list[i]];
-    if (a.weights === b.weights && a.activations === b.activations) throw new Error(`mixedPrecision: candidate ${candidateLabel(a)} is given twice`);
-    if ((a.activations ?? 0) > (b.activations ?? 0)) {
-      throw new Error(`mixedPrecision: candidates ${candidateLabel(a)} and ${candidateLabel(b)} cannot be ranked (more weight bits but fewer activation bits): give candidates where each is at least as wide as the previous in both weights and activations`);
-    }
-  }
-  if (list.length < 2) throw new Error(`mixedPrecision: only one candidate (${candidateLabel(list[0])}): give at least two to choose between`);
-  return list;
-}
-
-export function candidateLabel(c: Candidate): string {
-  return `W${c.weights}${c.activations !== undefined ? `A${c.activations}` : ""}`;
-}
-
-/**
- * The groups searched. Per layer: the enabled weight quantizers of each weighted
- * layer, plus (when the candidates set activations) the activation quantizers
- * its MACs read; layers sharing such an input quantizer are searched together,
- * so that one quantizer has one bit-width. Activation quantizers that feed no
- * weighted layer cost no MACs and keep the simulation's settings. Per
- * quantizer: each of those quantizers alone.
- */
-function searchGroups(sim: QuantSim, model: CostModel, candidates: readonly Candidate[], granularity: Granularity): SearchGroup[] {
-  const withActivations = candidates[0].activations !== undefined;
-  const enabled = (q: string | undefined): q is string => q !== undefined && sim.settingsOf(q).enabled;
-  const members = model.layers.map((l) => ({
-    nodes: [l.layer],
-    weights: l.kernels.map((k) => k.quantizer).filter(enabled),
-    activations: withActivations ? l.inputQuantizers.filter(enabled) : [],
-  }));
-  let raw: { key: string; nodes: string[]; weights: string[]; activations: string[] }[];
-  if (granularity === "quantizer") {
-    const order = new Map(sim.sites.map((s, i) => [s.name, i]));
-    const weights = members.flatMap((m) => m.weights.map((q) => ({ key: q, nodes: m.nodes, weights: [q], activations: [] as string[] })));
-    const acts = [...new Set(members.flatMap((m) => m.activations))].map((q) => ({ key: q, nodes: members.filter((m) => m.activations.includes(q)).flatMap((m) => m.nodes), weights: [] as string[], activations: [q] }));
-    raw = [...weights, ...acts].sort((a, b) => order.get(a.key)! - order.get(b.key)!);
-  } else {
-    const merged: { nodes: string[]; weights: string[]; activations: string[] }[] = [];
-    for (const m of members) {
-      if (m.weights.length + m.activations.length === 0) continue;
-      const sharing = merged.filter((g) => g.activations.some((q) => m.activations.includes(q)));
-      const into = { nodes: [...sharing.flatMap((g) => g.nodes), ...m.nodes], weights: [...sharing.flatMap((g) => g.weights), ...m.weights], activations: [...new Set([...sharing.flatMap((g) => g.activations), ...m.activations])] };
-      const at = sharing.length ? merged.indexOf(sharing[0]) : merged.length;
-      for (const g of sharing) merged.splice(merged.indexOf(g), 1);
-      merged.splice(at, 0, into);
-    }
-    raw = merged.map((g) => ({ key: g.nodes.join("+"), ...g }));
-  }
-  const groups = raw
-    .map((g): SearchGroup => {
-      const levels: Level[] = [];
-      for (const c of candidates) {
-        const level: Level = {
-          label: `${g.weights.length ? `W${c.weights}` : ""}${g.activations.length && c.activations !== undefined ? `A${c.activations}` : ""}`,
-          weights: g.weights.length ? c.weights : undefined,
-          activations: g.activations.length ? c.activations : undefined,
-          patch: Object.fromEntries([...g.weights.map((q) => [q, { bitwidth: c.weights }]), ...g.activations.map((q) => [q, { bitwidth: c.activations! }])]),
-        };
-        if (levels.length === 0 || levels[levels.length - 1].label !== level.label) levels.push(level);
-      }
-      return { key: g.key, nodes: g.nodes, quantizers: [...g.weights, ...g.activations], levels };
-    })
-    .filter((g) => g.levels.length > 1);
-  if (groups.length === 0) {
-    throw new Error(`mixedPrecision: nothing to search in "${sim.graph.name}": no enabled weight quantizer of a conv, depthwise, separable, dense or embedding layer${withActivations ? " nor activation quantizer feeding one" : ""} changes across candidates ${candidates.map(candidateLabel).join(", ")}`);
-  }
-  return groups;
-}
-
-function patchOf(groups: readonly SearchGroup[], levels: readonly number[]): Record<string, SettingsPatch> {
-  return Object.assign({}, ...groups.map((g, i) => g.levels[levels[i]].patch));
-}
-
-/** The highest score; among equal scores the lowest cost, then the first scored. */
-function bestConfig(scores: ReadonlyMap<string, number>, costOfKey: (key: string) => number): string {
-  let best: string | undefined;
-  for (const [key, s] of scores) {
-    if (best === undefined || s > scores.get(best)! || (s === scores.get(best)! && costOfKey(key) < costOfKey(best))) best = key;
-  }
-  return best!;
-}
-
-function dominates(q: { score: number; cost: number }, p: { score: number; cost: number }): boolean {
-  return q.score >= p.score && q.cost <= p.cost && (q.score > p.score || q.cost < p.cost);
-}
-
-/** "W4A8 except Conv1 (W8A8), block_1_depthwise (W8A8)". */
-function describeConfig(groups: readonly SearchGroup[], levels: readonly number[]): string {
-  const labels = groups.map((g, i) => g.levels[levels[i]].label);
-  const counts = new Map<string, number>();
-  for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
-  const common = [...counts].sort((a, b) => b[1] - a[1])[0][0];
-  const others = groups.map((g, i) => (labels[i] === common ? "" : `${g.key} (${labels[i]})`)).filter(Boolean);
-  if (others.length === 0) return `all ${common}`;
-  const shown = others.slice(0, 6).join(", ");
-  return `${common} except ${shown}${others.length > 6 ? ` and ${others.length - 6} more` : ""}`;
-}
 
 const fmt = (v: number) => (Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(4));
 const pct = (v: number) => `${(100 * v).toFixed(0)} %`;
