@@ -155,9 +155,13 @@ export class OnnxProgram {
       for (const k of keys) count.set(k[s], (count.get(k[s]) ?? 0) + 1);
       return count;
     });
-    // A configuration several variants share keeps its session for the program's life; so does each of a few (the split's),
-    // and FP32 (key ""), so that the reference and an FP32 variant come from one session, bit for bit.
-    const shared = counts.map((count) => new Set([...count].filter(([k, n]) => n > 1 || count.size <= 8 || k === "").map(([k]) => k)));
+    // Building a session costs about three runs of a segment in the parametric one (measured on MobileNetV2).
+    const ownSessions = batches.length >= 3;
+    // A configuration several variants share keeps its session for the program's life, and so does FP32 (key ""), so that
+    // the reference and an FP32 variant come from one session, bit for bit. In short passes, so does each of a few
+    // configurations (the split's, scored batch by batch); in long ones, sessions used once are freed after use:
+    // four whole InceptionV3 sessions held at once took 2.8 GB.
+    const shared = counts.map((count) => new Set([...count].filter(([k, n]) => n > 1 || k === "" || (!ownSessions && count.size <= 8)).map(([k]) => k)));
     const trunkKey = counts.map((count) => [...count].reduce((a, b) => (b[1] > a[1] ? b : a))[0]);
     const trunkSim = trunkKey.map((k, s) => variants[keys.findIndex((vk) => vk[s] === k)].sim);
     const leaves = keys.map((k) => {
@@ -165,8 +169,6 @@ export class OnnxProgram {
       while (s < S && k[s] === trunkKey[s]) s++;
       return s;
     });
-    // Building a session costs about three runs of a segment in the parametric one (measured on MobileNetV2).
-    const ownSessions = batches.length >= 3;
     const paramSig = this.segments.map((_, s) => (ownSessions ? new Map() : this.storageSignature(s, variants, keys, shared[s])));
 
     let trunk: Feeds[] = batches.map((b) => ({ ...b }));
@@ -233,13 +235,18 @@ export class OnnxProgram {
         await inLanes(leaving.length, (i) => runVariant(leaving[i], s));
         if (!leaves.some((l) => l > s)) break;
         // The trunk moves on by one segment, batch by batch.
-        const session = await this.constantSession(this.segments[s], trunkKey[s], trunkSim[s]);
-        await inLanes(batches.length, async (b) => {
-          const values = await this.runSegment(s, session, trunk[b], batches[b], undefined);
-          this.release(trunk[b]);
-          for (const name of this.segments[s].outputs) trunkOutputs[b].set(name, values[`out:${name}`]);
-          trunk[b] = values;
-        });
+        const kept = shared[s].has(trunkKey[s]) || !ownSessions;
+        const session = kept ? await this.constantSession(this.segments[s], trunkKey[s], trunkSim[s]) : await this.bakedSession(this.segments[s], trunkSim[s]);
+        try {
+          await inLanes(batches.length, async (b) => {
+            const values = await this.runSegment(s, session, trunk[b], batches[b], undefined);
+            this.release(trunk[b]);
+            for (const name of this.segments[s].outputs) trunkOutputs[b].set(name, values[`out:${name}`]);
+            trunk[b] = values;
+          });
+        } finally {
+          if (!kept) await session.session.release();
+        }
       }
       // Variants that follow the trunk all the way (the quantized model in a "disable one" sweep).
       for (const [v, l] of leaves.entries()) {
