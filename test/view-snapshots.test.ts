@@ -7,7 +7,7 @@ import { renderSvg } from "../src/display/render";
 import { viewOf } from "../src/display/show";
 import { registeredViews } from "../widgets/registry";
 import type { View } from "../widgets/spec";
-import { niceSlider, significant } from "../widgets/spec";
+import { niceSlider, plainTitle, significant } from "../widgets/spec";
 import { FIXTURES, fixture, flowStep, VIEW_CASES } from "./fixtures/views/cases";
 import { ROOT } from "./fixtures/models";
 
@@ -106,6 +106,14 @@ describe("view snapshots", () => {
 
   describe("what a reader of the PNG sees", () => {
     const svg = async (name: string) => svgs.get(name) ?? renderSvg(JSON.parse(JSON.stringify(VIEW_CASES[name]())));
+
+    it("every view's plain-text title (what text/plain carries) is the title its picture shows", async () => {
+      for (const name of Object.keys(VIEW_CASES)) {
+        const title = plainTitle(VIEW_CASES[name]());
+        assert.ok(title, `${name} has a title`);
+        assert.ok(texts(await svg(name)).includes(title!), `${name}: "${title}" is drawn`);
+      }
+    });
 
     it("the sweep names every layer on its axis and labels the costliest in the plot", async () => {
       const text = texts(await svg("sweep-both"));

@@ -28,6 +28,7 @@ export function histogramView(result: HistogramsResult): View {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: { text: { expr: `${pickedTitle("Activation histogram: ", "quantizer").expr} + ' (' + ${factsOf} + ')'` }, subtitle: wrap(result.diagnosis, 100), anchor: "start" },
+    usermeta: { title: `Activation histogram: ${names[0]} (${facts.find((f) => f.quantizer === names[0])!.facts})` },
     width: WIDTH,
     height: 200,
     params: [{ name: "quantizer", value: names[0], bind: { input: "select", options: names, name: "quantizer " } }],

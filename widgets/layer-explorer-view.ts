@@ -62,6 +62,7 @@ export function layerExplorerView(channels: WeightChannelsResult, histograms: Hi
       subtitle: wrap("Pick a layer: its weights per output channel (left: min–max line, quartile box, median tick) and its output's histogram with the quantization range (right, dashed).", 100),
       anchor: "start",
     },
+    usermeta: { title: `Layer explorer: ${start}` },
     params: [{ name: "layer", value: start, bind: { input: "select", options: nodes, name: "layer " } }],
     hconcat: [
       {

@@ -146,3 +146,16 @@ export function logTicks(values: number[]): number[] {
   const inside = ticks.filter((t) => t >= min * 0.999 && t <= max * 1.001);
   return inside.length >= 2 ? inside : ticks.filter((t) => t <= max * 10 && t >= min / 10);
 }
+
+/**
+ * A view's title as plain text (for text/plain outputs and readings): its
+ * text, or, for a title that is a Vega expression over a picker, the title it
+ * shows first, which the view keeps in `usermeta.title`.
+ */
+export function plainTitle(v: View): string | undefined {
+  const title = (v as { title?: { text?: unknown } | string }).title;
+  const text = typeof title === "string" ? title : title?.text;
+  if (typeof text === "string") return text;
+  const meta = (v as { usermeta?: { title?: unknown } }).usermeta?.title;
+  return typeof meta === "string" ? meta : undefined;
+}

@@ -83,7 +83,10 @@ export function trainingCurveView(curve: readonly CurvePoint[], options: Trainin
     resolve: { scale: { y: "independent" } },
   });
   // With a run picker, the title names the run shown, so a PNG says which layer's curve it is.
-  if (several) (spec.title as { text: unknown }).text = { expr: `${JSON.stringify(`${title}: `)} + run_shown` };
+  if (several) {
+    (spec.title as { text: unknown }).text = { expr: `${JSON.stringify(`${title}: `)} + run_shown` };
+    (spec as { usermeta?: unknown }).usermeta = { title: `${title}: ${options.run ?? runs[0]}` };
+  }
   return spec;
 }
 

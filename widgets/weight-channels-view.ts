@@ -15,6 +15,7 @@ export function weightChannelsView(result: WeightChannelsResult): View {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: { text: pickedTitle("Weight ranges per output channel: ", "layer"), subtitle: wrap(result.diagnosis, 100), anchor: "start" },
+    usermeta: { title: `Weight ranges per output channel: ${layers[0]}` },
     width: WIDTH,
     height: 220,
     params: [{ name: "layer", value: layers[0], bind: { input: "select", options: layers, name: "layer " } }],

@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
-import type { View } from "../../widgets/spec";
+import { plainTitle, View } from "../../widgets/spec";
 import { fixStepView } from "../../widgets/flow-view";
 import { sweepView } from "../../widgets/sweep-view";
 import { registeredViews, viewFor } from "../../widgets/registry";
@@ -42,9 +42,9 @@ export function flowStepView(step: FlowStep, metric?: MetricInfo): View {
 }
 
 function textOf(view: View, x: Showable): string {
-  const title = view.title as { text: string; subtitle?: string[] } | undefined;
+  const title = view.title as { subtitle?: string[] } | undefined;
   const diagnosis = !Array.isArray(x) && ((x as { diagnosis?: string }).diagnosis ?? (x as { finding?: string }).finding);
-  return [title?.text, diagnosis || title?.subtitle?.join(" ")].filter(Boolean).join("\n");
+  return [plainTitle(view), diagnosis || title?.subtitle?.join(" ")].filter(Boolean).join("\n");
 }
 
 /**
