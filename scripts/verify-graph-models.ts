@@ -21,6 +21,11 @@ const FOLDER = path.join(__dirname, "..", "..", "..", "node_modules", "@vladmand
 export const CUTS: Record<string, LoadGraphOptions> = {
   // The box and class predictions, before decoding and non-max suppression; the input size is open.
   faceboxes: { outputs: ["reshaping/concat", "reshaping/concat_1"], inputShapes: { image_tensor: [1, 512, 512, 3] } },
+  // A loop resizes the input image before the network: start after it, end before decoding and NMS.
+  handtrack: {
+    inputs: { "StatefulPartitionedCall/map/TensorArrayV2Stack/TensorListStack": [1, 320, 320, 3] },
+    outputs: ["StatefulPartitionedCall/concat", "StatefulPartitionedCall/concat_1"],
+  },
   // No control flow, but TopKV2 (and Select) in the post-processing: the heads and the score map before it.
   centernet: { outputs: ["tower_0/wh", "tower_0/keypoints"] },
   "movenet-multipose": {

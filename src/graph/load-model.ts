@@ -68,7 +68,7 @@ export async function loadGraph(source: string | tf.LayersModel | tf.GraphModel,
       model.dispose();
     }
   }
-  if (options.outputs || options.inputShapes) throw new Error(`${file} is a layers model: the outputs and inputShapes options apply to graph models only`);
+  if (options.outputs || options.inputShapes || options.inputs) throw new Error(`${file} is a layers model: the outputs, inputs and inputShapes options apply to graph models only`);
   const model = await loadLayersModelFromFile(source);
   try {
     return importLayersModel(model);

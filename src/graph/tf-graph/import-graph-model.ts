@@ -17,6 +17,12 @@ export interface GraphModelImportOptions {
    * outputs: cut a detection model before its control flow and post-processing.
    */
   outputs?: readonly string[];
+  /**
+   * TF tensors (node names) to start the graph at instead of the model's inputs,
+   * with their full shapes: cut off pre-processing the graph cannot run (a loop
+   * that resizes the image). They are fed float32 values.
+   */
+  inputs?: Readonly<Record<string, readonly number[]>>;
   /** Full shapes for inputs whose sizes the model leaves open (besides the batch), by input name. */
   inputShapes?: Readonly<Record<string, readonly number[]>>;
   /** The graph's name; default "graph-model" (loadGraph uses the model's folder name). */
@@ -55,7 +61,12 @@ export function importGraphModel(model: tf.GraphModel, options: GraphModelImport
   const tfNodes = new Map(raw.node.map((n) => [n.name, parseNode(n)]));
 
   // 1. Inputs and outputs.
-  const inputs: InputInfo[] = model.inputs.map((info) => ({ name: info.name.replace(/:0$/, ""), info: { shape: info.shape, dtype: info.dtype } }));
+  const inputs: InputInfo[] = options.inputs
+    ? Object.entries(options.inputs).map(([input, shape]) => {
+        if (!tfNodes.has(input)) throw new Error(`graph model ${name} has no node "${input}" to start at${closeNames(input, tfNodes)}`);
+        return { name: input, info: { shape: [...shape], dtype: "float32" } };
+      })
+    : model.inputs.map((info) => ({ name: info.name.replace(/:0$/, ""), info: { shape: info.shape, dtype: info.dtype } }));
   const outputs = (options.outputs ?? modelOutputs(model, artifacts)).map((o) => parseRef(o)!);
   if (!outputs.length) throw new Error(`graph model ${name} names no outputs (no signature, and every node is read by another): give them with loadGraph(path, { outputs: ["node", ...] })`);
   for (const o of outputs) if (!tfNodes.has(o.node)) throw new Error(`graph model ${name} has no node "${o.node}" to output${closeNames(o.node, tfNodes)}`);
@@ -65,7 +76,9 @@ export function importGraphModel(model: tf.GraphModel, options: GraphModelImport
   const cyclic: string[] = [];
   const order = neededNodes(name, outputs, tfNodes, inputNames, cyclic);
   const isStatic = staticNodes(order);
-  const flow = controlFlowError(name, order, (n) => isStatic.has(n) || tfNodes.get(n)?.op === "Const");
+  // Nodes the graph starts at are inputs, whatever op made them.
+  const asInputs = order.map((n) => (inputNames.has(n.name) ? { ...n, op: "Placeholder", inputs: [] } : n));
+  const flow = controlFlowError(name, asInputs, (n) => isStatic.has(n) || tfNodes.get(n)?.op === "Const");
   if (flow) throw flow;
   if (cyclic.length) throw new Error(`graph model ${name}: node "${cyclic[0]}" is part of a cycle, which qdebug cannot run`);
   const computed = order.filter((n) => !isStatic.has(n.name));
