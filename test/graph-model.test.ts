@@ -126,6 +126,21 @@ describe("TF.js graph models", function () {
     }
   });
 
+  it("pre-processing in a loop (handtrack): the graph starts after it ({ inputs }) and verifies", async () => {
+    const model = await loadGraphModelFromFile(human("handtrack"));
+    const start = "StatefulPartitionedCall/map/TensorArrayV2Stack/TensorListStack";
+    const outputs = ["StatefulPartitionedCall/concat", "StatefulPartitionedCall/concat_1"];
+    const graph = await loadGraph(model, { inputs: { [start]: [1, 320, 320, 3] }, outputs });
+    try {
+      assert.deepEqual(graph.inputs, [start]);
+      const r = await verifyAgainstGraphModel(graph, model, { outputs, seed: 4 });
+      assert.ok(r.maxRelDiff <= 1e-5, JSON.stringify(r.outputs));
+    } finally {
+      graph.dispose();
+      model.dispose();
+    }
+  });
+
   it("export: a W8 simulation of BlazeFace as a graph model in tfjs-converter's format loads with tf.loadGraphModel on the simulation's weight grid", async () => {
     const graph = await loadGraph(human("blazeface-front"));
     const sim = QuantSim.create(graph, { weights: { bitwidth: 8 }, activations: { enabled: false } });
