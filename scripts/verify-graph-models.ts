@@ -4,6 +4,7 @@
  * flow must refuse with a clear error and verify after a cut. Prints a
  * Markdown table (the one in README's "Graph models" section).
  *   npx tsc -p . --outDir .tmp/dist && node .tmp/dist/scripts/verify-graph-models.js [model ...]
+ * With --speed [model ...]: the graph's forward time over GraphModel.execute's (default BlazeFace front, selfie).
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -12,6 +13,7 @@ import { ensureBackend } from "../src/backend";
 import { loadGraph, LoadGraphOptions, loadGraphModelFromFile } from "../src/graph/load-model";
 import { verifyAgainstGraphModel } from "../src/graph/tf-graph/verify-graph-model";
 import { placeQuantizers } from "../src/quant/placement";
+import { forward } from "../src/runner/forward";
 import { decodeImage } from "../src/data/images";
 import { Graph } from "../src/graph/graph";
 
@@ -56,9 +58,46 @@ function photoBatch(graph: Graph): tf.Tensor[] | undefined {
   })];
 }
 
+/**
+ * Forward time of the graph (tfjs runner) over GraphModel.execute's, batch 1,
+ * median of 30 runs of each, interleaved so both see the same machine load.
+ */
+async function speed(file: string, name: string): Promise<void> {
+  const model = await loadGraphModelFromFile(file);
+  const graph = await loadGraph(model);
+  const spec = graph.inputSpecs[0];
+  const x = spec.dtype === "int32" ? tf.zeros(spec.shape.map((d) => d ?? 1), "int32") : tf.randomUniform(spec.shape.map((d) => d ?? 1), 0, 1, "float32", 1);
+  const time = (run: () => tf.Tensor | tf.Tensor[]) => {
+    const start = performance.now();
+    const out = run();
+    const list = Array.isArray(out) ? out : [out];
+    list.forEach((t) => t.dataSync());
+    tf.dispose(list);
+    return performance.now() - start;
+  };
+  const ours = () => forward(graph, x);
+  const theirs = () => model.execute(x, model.outputNodes);
+  for (let i = 0; i < 5; i++) [time(ours), time(theirs)];
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    a.push(time(ours));
+    b.push(time(theirs));
+  }
+  const median = (v: number[]) => v.sort((p, q) => p - q)[v.length >> 1];
+  console.log(`${name}: graph ${median(a).toFixed(1)} ms, GraphModel.execute ${median(b).toFixed(1)} ms, ratio ${(median(a) / median(b)).toFixed(2)}`);
+  tf.dispose(x);
+  graph.dispose();
+  model.dispose();
+}
+
 async function main(): Promise<void> {
   await ensureBackend();
   const folder = fs.existsSync(FOLDER) ? FOLDER : path.join(process.cwd(), "node_modules", "@vladmandic", "human-models", "models");
+  if (process.argv[2] === "--speed") {
+    for (const name of process.argv.slice(3).length ? process.argv.slice(3) : ["blazeface-front", "selfie"]) await speed(path.join(folder, `${name}.json`), name);
+    return;
+  }
   const only = process.argv.slice(2);
   const files = fs.readdirSync(folder).filter((f) => f.endsWith(".json") && (!only.length || only.includes(f.replace(/\.json$/, "")))).sort();
   console.log("| model | nodes | parameters | quantizers | rel. diff tfjs | rel. diff onnx | note |");
