@@ -128,6 +128,10 @@ describe("bias correction", () => {
       assert.equal(r.corrected.length, 18);
       assert.deepEqual(r.skipped, []);
       assert.equal(r.recalibrated, true);
+      assert.equal(r.step, "bias-correction");
+      assert.deepEqual(r.graph.edits.filter((e) => e.by === "bias-correction"), r.corrected.map((c) => ({ by: "bias-correction", kind: "params", node: c.layer, params: ["bias"] })), "the new graph records the biases it changed, after the folding it came from");
+      assert.ok(r.graph.edits.some((e) => e.by === "fold-batch-norm"));
+      assert.match(r.diagnosis, /^Subtracted the mean output shift .* from the biases of 18 layers \(empirical\)/);
       // The invariant: with the encodings it was measured with, each corrected layer's per-channel mean matches FP32's.
       const measuredBefore = weightsOnly(sim);
       const measuredAfter = weightsOnly(sim.withGraph(r.graph, { keepStats: true }));

@@ -142,6 +142,7 @@ export async function biasCorrection(sim: QuantSim, options: BiasCorrectionOptio
     options.onProgress?.({ task: `bias correction (${method})`, done: corrected.length, total: targets.length, unit: "layers", elapsedMs: Date.now() - start, detail: layer.name });
   };
   let next: QuantSim | undefined;
+  let result: Graph | undefined;
   try {
     // 2–3. Shifts, subtracted from the biases.
     if (targets.length === 0) {
@@ -181,8 +182,13 @@ export async function biasCorrection(sim: QuantSim, options: BiasCorrectionOptio
         }
       }
     }
-    // 4. The simulation over the corrected graph.
-    const graph = current();
+    // 4. The simulation over the corrected graph: the source with the new biases, as a recorded edit.
+    const biases = new Map(corrected.map((c) => [c.layer, { bias: params.get(c.layer)!.bias }]));
+    const graph = source.edit({ by: "bias-correction", params: biases });
+    // The working copies served the measurements; the new graph owns the corrected biases and clones of the rest.
+    for (const [name, p] of params) for (const [key, t] of Object.entries(p)) if (!(key === "bias" && biases.has(name))) t.dispose();
+    params.clear();
+    result = graph;
     next = rebase(sim, graph, frozen, !data);
     if (data) next = await next.calibrate(data, { onProgress: options.onProgress });
     // 5. Scores.
@@ -198,6 +204,7 @@ export async function biasCorrection(sim: QuantSim, options: BiasCorrectionOptio
     return disposable({ step: "bias-correction" as const, sim: next, graph, corrected, skipped, recalibrated: data !== undefined, ...(scores ? { scores } : {}), diagnosis }, next, graph);
   } catch (err) {
     next?.dispose();
+    result?.dispose();
     for (const p of params.values()) tf.dispose(Object.values(p));
     throw err;
   }
