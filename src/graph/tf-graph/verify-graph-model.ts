@@ -50,15 +50,15 @@ export async function verifyAgainstGraphModel(graph: Graph, model: tf.GraphModel
   let expected: tf.Tensor[] = [];
   let ours: tf.Tensor[] = [];
   try {
-  expected = tf.tidy(() => {
-    const run = (xs: tf.Tensor[]) => {
-      const out = model.execute(Object.fromEntries(graph.inputs.map((name, i) => [name, xs[i]])), [...names]);
-      return Array.isArray(out) ? out : [out];
-    };
-    if (!fixedBatch || n === 1) return run(inputs);
-    const parts = Array.from({ length: n }, (_, b) => run(inputs.map((x) => x.slice(b, 1))));
-    return names.map((_, o) => tf.concat(parts.map((p) => p[o]), 0));
-  });
+    expected = tf.tidy(() => {
+      const run = (xs: tf.Tensor[]) => {
+        const out = model.execute(Object.fromEntries(graph.inputs.map((name, i) => [name, xs[i]])), [...names]);
+        return Array.isArray(out) ? out : [out];
+      };
+      if (!fixedBatch || n === 1) return run(inputs);
+      const parts = Array.from({ length: n }, (_, b) => run(inputs.map((x) => x.slice(b, 1))));
+      return names.map((_, o) => tf.concat(parts.map((p) => p[o]), 0));
+    });
     ours = options.engine === "onnx" ? await onnxForward(graph, inputs) : forward(graph, inputs);
     const outputs: OutputDifference[] = graph.outputs.map((output, i) =>
       tf.tidy(() => {
