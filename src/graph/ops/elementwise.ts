@@ -40,12 +40,13 @@ const UNARY: Record<string, { tf: (x: tf.Tensor) => tf.Tensor; onnx: (ctx: OnnxL
   /** Cast to bool: 1 where non-zero. */
   nonZero: { tf: (x) => tf.cast(tf.notEqual(x, 0), "float32"), onnx: (c, x) => c.node("Cast", [c.node("Not", [c.node("Equal", [x, c.constant([0], [])])])], { to: 1 }) },
   logicalNot: { tf: (x) => tf.cast(tf.equal(x, 0), "float32"), onnx: (c, x) => c.node("Cast", [c.node("Equal", [x, c.constant([0], [])])], { to: 1 }) },
-  zerosLike: { tf: tf.zerosLike, onnx: (c, x) => c.node("ConstantOfShape", [c.node("Shape", [x])], { value: undefined }) },
+  // ConstantOfShape's default value is a float 0.
+  zerosLike: { tf: tf.zerosLike, onnx: (c, x) => c.node("ConstantOfShape", [c.node("Shape", [x])]) },
 };
 
+/** Booleans as the graph's 1/0 floats (ONNX Cast to = 1 is FLOAT), and back (non-zero is true). */
 const bool = (t: tf.Tensor) => tf.cast(t, "float32");
 const toBool = (c: OnnxLoweringContext, x: string) => c.node("Cast", [x], { to: 1 });
-/** ONNX's float constant type code is 1 (FLOAT), bool is 9. */
 const nz = (c: OnnxLoweringContext, x: string) => c.node("Not", [c.node("Equal", [x, c.constant([0], [])])]);
 
 const BINARY: Record<string, { tf: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor; onnx: (ctx: OnnxLoweringContext, a: string, b: string) => string }> = {
@@ -86,7 +87,6 @@ registerOp({
   run: (node, [x]) => UNARY[node.attrs.fn as string].tf(x),
   onnx: (ctx, node, [x]) => {
     const fn = node.attrs.fn as string;
-    // ConstantOfShape's default value is a float 0: what zerosLike wants.
     return { ...x, name: ctx.node("Identity", [UNARY[fn].onnx(ctx, x.name)], {}, { name: node.name }) };
   },
 });

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { registerOp } from "../registry";
+import { OnnxLoweringContext, OnnxValue } from "../types";
 
 /**
  * Gathers by index (TF's GatherV2 and GatherNd). Indices are a computed input
@@ -11,8 +12,9 @@ function indicesOf(node: { attrs: Record<string, unknown> }, xs: tf.Tensor[]): t
   return tf.tensor(node.attrs.indices as number[], node.attrs.indicesShape as number[], "int32");
 }
 
-function onnxIndices(ctx: Parameters<NonNullable<Parameters<typeof registerOp>[0]["onnx"]>>[0], node: { attrs: Record<string, unknown> }, xs: readonly { name: string }[]): string {
-  if (xs.length > 1) return ctx.node("Cast", [ctx.as(xs[1] as never, "native")], { to: 7 });
+/** The indices as ONNX's int64 (Cast to = 7). */
+function onnxIndices(ctx: OnnxLoweringContext, node: { attrs: Record<string, unknown> }, xs: readonly OnnxValue[]): string {
+  if (xs.length > 1) return ctx.node("Cast", [ctx.as(xs[1], "native")], { to: 7 });
   return ctx.constant(node.attrs.indices as number[], node.attrs.indicesShape as number[], "int64");
 }
 
@@ -29,8 +31,7 @@ registerOp({
   op: "gatherNd",
   run: (node, xs) => tf.gatherND(xs[0], indicesOf(node, xs)),
   onnx: (ctx, node, xs) => {
-    const ishape = xs.length > 1 ? null : (node.attrs.indicesShape as number[]);
-    const irank = xs.length > 1 ? xs[1].rank : ishape!.length;
+    const irank = xs.length > 1 ? xs[1].rank : (node.attrs.indicesShape as number[]).length;
     const depth = node.attrs.depth as number;
     return { name: ctx.node("GatherND", [ctx.as(xs[0], "native"), onnxIndices(ctx, node, xs)], {}, { name: node.name }), layout: "native", rank: irank - 1 + xs[0].rank - depth };
   },
