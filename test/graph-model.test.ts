@@ -6,6 +6,8 @@ import * as os from "os";
 import { exportGraphModel } from "../src/export/graph-model";
 import { loadGraph, loadGraphModelFromFile } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
+import { weightsVsActivations } from "../src/analysis/weights-vs-activations";
+import { toDataset } from "../src/data/dataset";
 import { verifyAgainstGraphModel } from "../src/graph/tf-graph/verify-graph-model";
 import { placeQuantizers } from "../src/quant/placement";
 import { assertNoLeak, setupBackend } from "./helpers";
@@ -138,6 +140,30 @@ describe("TF.js graph models", function () {
     } finally {
       graph.dispose();
       model.dispose();
+    }
+  });
+
+  it("analyses run on an imported graph model unchanged: BlazeFace's weights split, per tensor vs per channel, on one real photo", async () => {
+    const graph = await loadGraph(human("blazeface-front"));
+    const photos = onePhoto(128);
+    const data = toDataset(photos, { batchSize: 3 });
+    const scores: number[] = [];
+    try {
+      for (const perChannel of [false, true]) {
+        const sim = await QuantSim.create(graph, { weights: { bitwidth: 8, perChannel } }).calibrate(data);
+        try {
+          const split = await weightsVsActivations(sim, { data, metric: "sqnr" });
+          assert.ok(Number.isFinite(split.weightsOnly) && split.weightsOnly > 5, JSON.stringify(split.rows));
+          scores.push(split.weightsOnly);
+        } finally {
+          sim.dispose();
+        }
+      }
+      // One scale per output channel fits BlazeFace's convolutions far better than one per tensor.
+      assert.ok(scores[1] > scores[0] + 5, `weights-only SQNR per tensor ${scores[0]} dB, per channel ${scores[1]} dB`);
+    } finally {
+      tf.dispose(photos);
+      graph.dispose();
     }
   });
 
