@@ -79,6 +79,8 @@ describe("mixed precision", () => {
       // kernels 108·4/8 + 36 + 16 + 20 = 126 bytes; biases 4+4+4+5 = 17 and BatchNorm 3·4·4 = 48 values at 4 bytes = 260
       assert.deepEqual(cost.layers.map((l) => l.bytes), [54, 36, 16, 20]);
       assert.equal(cost.bytes, 386);
+      assert.equal(cost.step, "model-cost");
+      assert.equal(cost.diagnosis, "0.4 KiB of weights as quantized, 0.000399 G bit operations per example; the largest layer is c1 (14 % of the bytes, 4-bit weights).");
       // A bypassed quantizer counts as float: 32 bits.
       const float = modelCost(mixed.with({ "c1.kernel": { enabled: false } }));
       assert.equal(float.bops, 398592 - 221184 + 6912 * 32 * 8);

@@ -177,7 +177,19 @@ export function simBits(sim: QuantSim): BitsOf {
   };
 }
 
+/** `modelCost`'s result: the cost, with its `step` and a reading. */
+export interface ModelCostResult extends ModelCost {
+  step: "model-cost";
+  diagnosis: string;
+}
+
 /** BOPs and size of a simulation as configured (e.g. `modelCost(sim.with(result.chosen))`). */
-export function modelCost(sim: QuantSim): ModelCost {
-  return costOf(costModel(sim), simBits(sim));
+export function modelCost(sim: QuantSim): ModelCostResult {
+  const cost = costOf(costModel(sim), simBits(sim));
+  const heaviest = cost.layers.reduce<LayerCost | undefined>((a, l) => (!a || l.bytes > a.bytes ? l : a), undefined);
+  const diagnosis =
+    `${(cost.bytes / 1024).toFixed(1)} KiB of weights as quantized` +
+    (cost.bops === null ? " (bit operations unknown: some layer's output size is not fixed)" : `, ${(cost.bops / 1e9).toPrecision(3)} G bit operations per example`) +
+    (heaviest && cost.bytes > 0 ? `; the largest layer is ${heaviest.layer} (${((100 * heaviest.bytes) / cost.bytes).toFixed(0)} % of the bytes, ${heaviest.weightBits}-bit weights).` : ".");
+  return { step: "model-cost", ...cost, diagnosis };
 }
