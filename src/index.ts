@@ -91,7 +91,7 @@ export { activationAxes } from "./analysis/activation-axes";
 export { meanShifts } from "./fix/bias-correction";
 export type { MeanShiftRow, MeanShiftsResult } from "./fix/bias-correction";
 export { modelCost } from "./fix/cost";
-export type { ModelCost, LayerCost, CostModel } from "./fix/cost";
+export type { ModelCost, ModelCostResult, LayerCost, CostModel } from "./fix/cost";
 export { toCsv, writeResults } from "./analysis/export";
 
 // 4. Fix: each returns a result with a new graph or simulation, `step`, `diagnosis` and `dispose()`.
