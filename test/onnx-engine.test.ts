@@ -4,6 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { sweepDisabled, sweepEnabled } from "../src/analysis/sweeps";
+import { allBypassed, groupQuantizers, onlyEnabled } from "../src/analysis/variants";
 import { layerError } from "../src/analysis/layer-error";
 import { useEngine } from "../src/engine/engine";
 import { lowerGraph, QuantizerLowering } from "../src/engine/onnx/lower-graph";
@@ -181,6 +182,61 @@ describe("ONNX Runtime engine", () => {
       useEngine("onnx");
       sim.dispose();
       graph.dispose();
+    }
+  });
+
+  it("a pass over many batches and segments gives each variant the outputs it gives alone, with an output computed early and the input read late", async () => {
+    // Two outputs: one computed in an early segment (a feature map the chain goes on from), and one that reads the
+    // model input again in the last segment.
+    const L = tf.layers;
+    const image = tf.input({ shape: [16, 16, 3], name: "image" });
+    let x = image;
+    let early: tf.SymbolicTensor | undefined;
+    for (let i = 0; i < 7; i++) {
+      x = L.conv2d({ filters: 8, kernelSize: 3, padding: "same", activation: "relu", name: `conv_${i}` }).apply(x) as tf.SymbolicTensor;
+      if (i === 1) early = x;
+    }
+    const pooled = [L.globalAveragePooling2d({ name: "pool_late" }).apply(x), L.globalAveragePooling2d({ name: "pool_image" }).apply(image)] as tf.SymbolicTensor[];
+    const late = L.dense({ units: 5, name: "late" }).apply(L.concatenate({ name: "joined" }).apply(pooled)) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: image, outputs: [early!, late], name: "early_and_late" });
+    const graph = await loadGraph(model);
+    const batches = [0, 1, 2, 3].map((b) => graph.inputSpecs.map((spec, i) => tf.randomUniform(spec.shape.map((d, axis) => (axis === 0 ? 3 : d!)), 0, 1, "float32", 10 * b + i)));
+    const data = { name: "four batches", size: 12, async *batches() { for (const inputs of batches) yield { inputs: inputs.map((t) => t.clone()) }; } };
+    // 16-bit activations: a value near a rounding tie moves by one 16-bit step at most, far below the tolerance.
+    const sim = await QuantSim.create(graph, { activations: { bitwidth: 16 } }).calibrate(data);
+    const groups = groupQuantizers(sim, "layer");
+    // Enable-one variants leave the FP32 trunk at every segment; FP32 follows it to the end; the whole simulation leaves it first.
+    const variants = [...groups.map((g) => ({ key: g.key, sim: onlyEnabled(sim, g.quantizers) })), { key: "fp32", sim: allBypassed(sim) }, { key: "all", sim }];
+    const program = new OnnxProgram(graph, sim.sites, { segments: 10, lanes: 2 });
+    try {
+      assert.ok(program.segments.length >= 3, `${program.segments.length} segments`);
+      const seen = new Map<string, number>();
+      await assertNoLeak("runPass", () =>
+        program.runPass(batches.map((inputs) => program.feedsOf(inputs)), variants, (key, b, outputs) => {
+          seen.set(key, (seen.get(key) ?? 0) + 1);
+          const v = variants.find((x) => x.key === key)!;
+          const expected = v.sim.forward(batches[b]);
+          try {
+            assert.equal(outputs.length, 2);
+            outputs.forEach((o, i) => {
+              assert.deepEqual(o.shape, expected[i].shape, `${key} batch ${b} output ${i}`);
+              const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(o, expected[i]))).dataSync()[0] / Math.max(1e-12, tf.max(tf.abs(expected[i])).dataSync()[0]));
+              assert.ok(diff <= 1e-4, `${key} batch ${b} output ${i}: relative difference ${diff}`);
+            });
+          } finally {
+            tf.dispose(expected);
+          }
+        }),
+      );
+      assert.deepEqual([...seen.keys()].sort(), variants.map((v) => v.key).sort());
+      assert.ok([...seen.values()].every((n) => n === batches.length), JSON.stringify([...seen]));
+    } finally {
+      await program.dispose();
+      for (const v of variants) if (v.sim !== sim) v.sim.dispose();
+      sim.dispose();
+      tf.dispose(batches.flat());
+      graph.dispose();
+      model.dispose();
     }
   });
 

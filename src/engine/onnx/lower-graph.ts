@@ -189,14 +189,12 @@ export function lowerNodes(
 
   for (const node of graph.nodes) {
     if (!needed.has(node.name)) continue;
+    let value: OnnxValue;
     const given = options.given?.get(node.name);
     if (given) {
-      values.set(node.name, given);
-      raw.set(node.name, given);
-      continue;
-    }
-    let value: OnnxValue;
-    if (fed.has(node.name)) {
+      // Computed elsewhere, but quantized here if this copy quantizes it (the model input's quantizer).
+      value = given;
+    } else if (fed.has(node.name)) {
       const known = options.layouts?.get(node.name);
       if (!known) throw new Error(`lowerGraph: the layout of fed value "${node.name}" is unknown`);
       const name = b.input(`c:${node.name}`, dtypeOf(node), new Array(known.rank).fill(null));
@@ -204,8 +202,7 @@ export function lowerNodes(
       values.set(node.name, { ...known, name });
       raw.set(node.name, { ...known, name });
       continue;
-    }
-    if (node.op === "input") {
+    } else if (node.op === "input") {
       const dtype: OnnxDtype = node.attrs.dtype === "int32" ? "int32" : "float32";
       const name = b.input(node.name, dtype, node.outputShape);
       inputs.push({ kind: "model", onnx: name, node: node.name, dtype });
