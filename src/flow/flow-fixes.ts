@@ -35,7 +35,7 @@ const foldBatchNorm: FlowFix = {
   async run(ctx) {
     const folded = foldBatchNorms(ctx.graph);
     if (folded.folded.length === 0) {
-      folded.graph.dispose();
+      folded.dispose();
       return { skip: "no BatchNorm directly follows a conv or dense layer." };
     }
     return {
@@ -86,7 +86,7 @@ const highBiasAbsorptionFix: FlowFix = {
     }
     const channels = hba.absorbed.reduce((n, a) => n + a.channels, 0);
     if (channels === 0) {
-      hba.graph.dispose();
+      hba.dispose();
       return { skip: "no channel's BatchNorm statistics (β > 3|γ|) put its input to a ReLU safely above zero, so there is no bias to absorb." };
     }
     return {
@@ -105,8 +105,7 @@ const biasCorrectionFix: FlowFix = {
   async run(ctx) {
     const r = await biasCorrection(ctx.sim, { method: "empirical", data: ctx.calibration, onProgress: ctx.options.onProgress });
     if (r.corrected.length === 0) {
-      r.sim.dispose();
-      r.graph.dispose();
+      r.dispose();
       return { skip: `no layer to correct (${r.skipped.map((s) => `${s.layer}: ${s.reason}`).slice(0, 2).join("; ")}).` };
     }
     const worst = r.corrected.reduce((a, b) => (b.meanAbsShift > a.meanAbsShift ? b : a));
