@@ -153,7 +153,7 @@ describe("CLI", () => {
     assert.deepEqual(cut.outputs, [cutAt]);
     assert.notDeepEqual(whole.outputs, cut.outputs);
     assert.ok(cut.nodes.length < whole.nodes.length, `${cut.nodes.length} nodes cut vs ${whole.nodes.length}`);
-    await assert.rejects(run(["info", modelPath, "--outputs", "fc"]), /is a layers model: the outputs and inputShapes options apply to graph models only/);
+    await assert.rejects(run(["info", modelPath, "--outputs", "fc"]), /is a layers model: the outputs, inputs and inputShapes options apply to graph models only/);
     await assert.rejects(run(["info", antispoof, "--outputs", "a,,b"]), /--outputs takes tensor names separated by commas/);
   });
 

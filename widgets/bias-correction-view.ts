@@ -28,7 +28,7 @@ export function biasCorrectionView(result: BiasCorrectionRecord): View {
     result.scores ? `${result.scores.metric.label}: ${format.text(result.scores.before)} → ${format.text(result.scores.after)} (${format.changeText(result.scores.change)}).` : "",
     skipped.length ? `${skipped.length} layers skipped (${skipped[0].layer}: ${skipped[0].reason}).` : "",
   ].filter(Boolean).join(" ");
-  const y = { field: "layer", type: "nominal", sort: { field: "order" }, title: null, axis: NAME_AXIS } as const;
+  const y = { field: "layer", type: "nominal", sort: { field: "order", op: "min" }, title: null, axis: NAME_AXIS } as const;
   const x = { type: "quantitative", title: "output shift per channel removed (mean |shift| bar, largest tick)" } as const;
   return view(`${title}, largest in ${largest.layer}`, result.diagnosis ?? reading, {
     width: WIDTH - 120,
@@ -66,7 +66,7 @@ export function meanShiftsView(shifts: Shifts | { before: Shifts; after?: Shifts
   const reading = after
     ? `After the correction ${reduced} of ${paired.length} layers are closer to FP32's output means; the largest shift before was ${largest.layer}'s (${significant(largest.before, 3)}). What remains comes from activation quantization and from the layers before.`
     : `The largest shift is ${largest.layer}'s (mean |shift| ${significant(largest.before, 3)}): a biased error that bias correction removes.`;
-  const y = { field: "layer", type: "nominal", sort: { field: "order" }, title: null, axis: NAME_AXIS } as const;
+  const y = { field: "layer", type: "nominal", sort: { field: "order", op: "min" }, title: null, axis: NAME_AXIS } as const;
   const x = { type: "quantitative", scale: { type: "log", nice: false, padding: 12 }, axis: { values: logTicks(long.map((r) => r.shift)), format: "~g" }, title: "mean |shift| of the output channels' means (log)" } as const;
   return view(`${title}${after ? ", before and after bias correction" : ""}`, diagnosis ?? reading, {
     width: WIDTH - 120,

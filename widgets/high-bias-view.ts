@@ -31,7 +31,7 @@ export function highBiasView(result: HighBiasRecord): View {
   const largest = [...active].sort((a, b) => b.maxAbsorbed - a.maxAbsorbed)[0];
   const reading = `${channels} channels in ${active.length} of ${pairs.length} pairs moved part of their bias into the next layer; the most from ${largest.first} (up to ${significant(largest.maxAbsorbed, 3)}). This narrows the first layer's output range, so its activation grid gets finer.${result.approximate?.length ? ` ${result.approximate.length} pairs zero-pad at the borders, where absorption is approximate.` : ""}${pairs.length > active.length ? ` ${pairs.length - active.length} pairs had nothing to absorb.` : ""}`;
   // Rows are named by the layer that gives up bias; the pair is in the tooltip.
-  const y = { field: "first", type: "nominal", sort: { field: "order" }, title: "layer giving up bias (→ next layer)", axis: NAME_AXIS } as const;
+  const y = { field: "first", type: "nominal", sort: { field: "order", op: "min" }, title: "layer giving up bias (→ next layer)", axis: NAME_AXIS } as const;
   const x = { type: "quantitative", title: "bias absorbed per channel (largest bar, mean tick)" } as const;
   return view(`${title}: ${channels} channels absorbed, most in ${largest.first}`, result.diagnosis ?? reading, {
     width: WIDTH - 160,

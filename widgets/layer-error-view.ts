@@ -44,7 +44,7 @@ export function layerErrorView(result: LayerErrorResult): View {
           tooltip: [{ field: "node" }, { field: "kind" }, { field: "sqnr", format: ".1f", title: "SQNR (dB)" }, { field: "rmseOverStep", format: ".3f", title: "rmse / step" }],
         },
       },
-      { mark: { type: "text", align: "left", dx: 7, fontSize: 10, fontWeight: "bold" }, encoding: { y, x, text: { field: "label" }, color: { ...color, legend: null } } },
+      { mark: { type: "text", align: "left", dx: 7, fontSize: 10, fontWeight: "bold" }, encoding: { y, x, text: { field: "label" }, color } },
     ],
   });
 }

@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
-import { buildReport } from "../report/report";
+import { analysisReport } from "../report/analysis-report";
 import { reportDate } from "../report/reproducible";
 import { sanityView } from "../../widgets/sanity-view";
 import { splitView } from "../../widgets/split-view";
@@ -38,7 +38,8 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
   const granularity = String(args.flags.get("granularity") ?? "layer");
   if (granularity !== "layer" && granularity !== "quantizer") throw new Error(`--granularity must be layer or quantizer, got ${JSON.stringify(granularity)}`);
   const { backend, graph, config, uncalibrated, data: all, calibration, outDir, output } = await prepareQuantRun("analyze", args, ANALYZE_USAGE);
-  const steps = new StepTimer(); // step timings go to stderr only, never into results.json
+  // Step timings go to stderr only, never into results.json; a step that runs out of memory names the batch size.
+  const steps = new StepTimer({ batchSize: numberFlag(args, "batch-size", 32) });
   const progress = steps.progress;
   let sim: QuantSim | undefined;
   try {
@@ -78,13 +79,16 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
     });
     writeEncodings(sim, path.join(output.dir, "encodings.json"));
     const mostClipped = [...histograms.histograms].sort((a, b) => b.clippedFraction - a.clippedFraction || (b.encodingMax - b.encodingMin) - (a.encodingMax - a.encodingMin))[0];
-    const html = buildReport(`qdebug report: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · ${reportDate()}`, [
-      { step: "1. FP32 sanity check", diagnosis: sanity.diagnosis, views: [sanityView(sanity)] },
-      { step: "2. Weights or activations?", diagnosis: split.diagnosis, views: [splitView(split)] },
-      { step: "3. Per-layer analysis", diagnosis: `${sweepOn.diagnosis} ${sweepOff.diagnosis}`, views: [sweepView(sweepOn, sweepOff)] },
-      { step: "4. Per-layer error", diagnosis: errors.diagnosis, views: [layerErrorView(errors)] },
-      { step: "5. Visualize layers", diagnosis: `${channels.diagnosis} ${histograms.diagnosis}`, views: [layerExplorerView(channels, histograms), rangesView(ranges), ...(mostClipped ? [bitwidthView(mostClipped)] : [])] },
-    ]);
+    const html = analysisReport(`qdebug report: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · ${reportDate()}`, {
+      sanity,
+      split,
+      sweepEnabled: sweepOn,
+      sweepDisabled: sweepOff,
+      layerError: errors,
+      ranges,
+      weightChannels: channels,
+      histograms,
+    });
     fs.writeFileSync(path.join(output.dir, "report.html"), html);
     output.commit();
     out(`\nwrote ${files.length + 2} files to ${outDir} (report.html, results.json, encodings.json and one CSV per table)`);

@@ -8,7 +8,7 @@ import { FlowStep } from "../flow/flow-types";
 import { StepTimer } from "../progress";
 import { exportQuantizedModel } from "../export/tfjs-quantized";
 import { exportOnnxModel } from "../export/onnx-model";
-import { buildReport } from "../report/report";
+import { flowReport } from "../report/flow-report";
 import { reportDate, withoutTimings } from "../report/reproducible";
 import { numberFlag, parseArgs } from "./args";
 import { metricFromArgs, prepareQuantRun, QUANT_FLAGS } from "./quant-run";
@@ -41,7 +41,7 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     output.close();
     throw err;
   };
-  const timer = new StepTimer(); // step timings go to stderr only
+  const timer = new StepTimer({ batchSize: numberFlag(args, "batch-size", 32) }); // step timings go to stderr only
   const progress = timer.progress;
   const data = args.flags.has("eval") ? takeExamples(all, numberFlag(args, "eval", 0)) : all;
   const metric = await metricFromArgs(args, data).catch(fail);
@@ -72,10 +72,7 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     out(`\nexported the model to ${path.join(outDir, "model")}: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.quantized} bytes (float32: ${exported.bytes.float32})`);
     const onnx = await timer.run("ONNX export", async () => exportOnnxModel(result.sim, path.join(output.dir, "model"), { encodings: false }));
     out(`and as ONNX (model.onnx): weights on their grid, ${onnx.qdq.length} activation quantizers as QuantizeLinear/DequantizeLinear${onnx.floatCodes.length ? `, ${onnx.floatCodes.length} wider ones as Div/Round/Clip/Mul` : ""}`);
-    const html = buildReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · allowed drop ${target} · ${reportDate()}`, [
-      { step: "The flow", diagnosis: record.diagnosis, views: [viewOf(record)] },
-      ...record.steps.map((s) => ({ step: `${s.index}. ${s.title}`, diagnosis: s.finding, views: [viewOf(s)] })),
-    ]);
+    const html = flowReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · allowed drop ${target} · ${reportDate()}`, record);
     fs.writeFileSync(path.join(output.dir, "report.html"), html);
     output.commit();
     out(`wrote ${files.length + 1} files to ${outDir} (record.json, steps.csv, report.html) and the model in ${path.join(outDir, "model")} (model.json, weights, encodings.json, model.onnx)`);

@@ -11,10 +11,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   quantize: async () => (await import("./quantize")).quantize,
   analyze: async () => (await import("./analyze")).analyze,
   debug: async () => (await import("./debug")).debug,
+  publish: async () => (await import("./publish")).publish,
 };
 
 async function usage(): Promise<string> {
-  const [info, quantize, analyze, debug] = await Promise.all([import("./info"), import("./quantize"), import("./analyze"), import("./debug")]);
+  const [info, quantize, analyze, debug, publish] = await Promise.all([import("./info"), import("./quantize"), import("./analyze"), import("./debug"), import("./publish")]);
   return `qdebug: debug quantized TensorFlow.js models
 
 commands:
@@ -25,6 +26,8 @@ ${quantize.QUANTIZE_USAGE}
 ${analyze.ANALYZE_USAGE}
 
 ${debug.DEBUG_USAGE}
+
+${publish.PUBLISH_USAGE}
 
 The backend can also be forced with QDEBUG_BACKEND=wasm|cpu|tensorflow.
 Analyses run on ONNX Runtime when onnxruntime-node loads: QDEBUG_ENGINE=onnx|tfjs forces one,

@@ -5,7 +5,7 @@ import { StepTimer } from "../progress";
 import { writeEncodings } from "../quant/aimet-encodings";
 import { QuantSim } from "../quant/quantsim";
 import { fp32SanityCheck } from "../quant/sanity-check";
-import { parseArgs } from "./args";
+import { numberFlag, parseArgs } from "./args";
 import { prepareQuantRun, QUANT_FLAGS } from "./quant-run";
 import { textTable } from "./table";
 
@@ -31,7 +31,7 @@ const pct = (v: number | null) => (v === null ? "-" : `${(100 * v).toFixed(2)} %
 export async function quantize(argv: readonly string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, QUANT_FLAGS);
   const { backend, graph, config, uncalibrated, data, calibration, outDir, output } = await prepareQuantRun("quantize", args, QUANTIZE_USAGE);
-  const steps = new StepTimer(); // step timings go to stderr only, never into quantize.json
+  const steps = new StepTimer({ batchSize: numberFlag(args, "batch-size", 32) }); // step timings go to stderr only, never into quantize.json
   const progress = steps.progress;
   let sim: QuantSim | undefined;
   try {
