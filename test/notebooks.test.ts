@@ -3,17 +3,8 @@ import * as path from "path";
 import { execFileSync } from "child_process";
 import { strict as assert } from "assert";
 import { ROOT } from "./fixtures/models";
+import { Output, PLOT_MIMES } from "./fixtures/notebook-output";
 
-const PLOT_MIMES = ["application/vnd.vegalite.v5+json", "image/png", "image/svg+xml", "text/plain"];
-
-interface Output {
-  output_type: string;
-  data?: Record<string, unknown>;
-  ename?: string;
-  evalue?: string;
-  name?: string;
-  text?: string | string[];
-}
 
 /**
  * Executes every notebook in notebooks/ with real Jupyter (Debian's nbconvert

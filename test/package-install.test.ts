@@ -4,19 +4,10 @@ import * as path from "path";
 import { execFileSync } from "child_process";
 import { strict as assert } from "assert";
 import { ROOT } from "./fixtures/models";
+import { Output, PLOT_MIMES } from "./fixtures/notebook-output";
 
 /** The tfjs minor the user's project already holds: esrgan-slim's peer range (~4.11), not our own 4.22. */
 const USER_TFJS = "4.11.0";
-const PLOT_MIMES = ["application/vnd.vegalite.v5+json", "image/png", "image/svg+xml", "text/plain"];
-
-interface Output {
-  output_type: string;
-  data?: Record<string, unknown>;
-  ename?: string;
-  evalue?: string;
-  name?: string;
-  text?: string | string[];
-}
 
 const code = (source: string) => ({ cell_type: "code", metadata: {}, execution_count: null, outputs: [], source });
 

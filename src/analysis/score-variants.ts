@@ -85,7 +85,7 @@ async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly
   const reference = allBypassed(variants[0].sim);
   const needsReference = options.metric !== "accuracy";
   // Segments pay off when variants share parts; a few whole-model variants run fastest in one session each.
-  // Many variants also run side by side, one per core: small sessions scale better that way than on several threads each.
+  // Many variants run in lanes of one-thread sessions: small segments gain nothing from a second thread (see OnnxProgram).
   const many = variants.length > 3;
   const program = new OnnxProgram(graph, variants[0].sim.sites, { segments: many ? 10 : 1, lanes: many ? engineThreads() : 1 });
   const task = options.task ?? "scoring";
