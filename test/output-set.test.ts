@@ -56,14 +56,26 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Resolves when `file` exists (polled every millisecond), or with false when the child ends first. */
 /** Waits for `file`; false (with the child's exit and stderr in `why`) if the child ends first. */
 async function appears(file: string, child: ChildProcess, why: { text: string } = { text: "" }): Promise<boolean> {
-  while (!fs.existsSync(file)) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      why.text = `the child ended first (exit ${child.exitCode}, signal ${child.signalCode}): ${stderrOf.get(child) ?? ""}`;
-      return false;
+  // Polling alone can miss a short write phase when the children keep both cores busy: the kernel's
+  // directory events still say whether the folder appeared.
+  let seen = false;
+  const watcher = fs.watch(path.dirname(file), (_event, name) => {
+    if (name === path.basename(file)) seen = true;
+  });
+  try {
+    while (!seen && !fs.existsSync(file)) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        await sleep(50); // events queued before the exit
+        if (seen) return true;
+        why.text = `the child ended first (exit ${child.exitCode}, signal ${child.signalCode}): ${stderrOf.get(child) ?? ""}`;
+        return false;
+      }
+      await sleep(1);
     }
-    await sleep(1);
+    return true;
+  } finally {
+    watcher.close();
   }
-  return true;
 }
 
 /** What each spawned run printed on stderr, for failure messages. */
