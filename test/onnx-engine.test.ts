@@ -207,7 +207,7 @@ describe("ONNX Runtime engine", () => {
     const groups = groupQuantizers(sim, "layer");
     // Enable-one variants leave the FP32 trunk at every segment; FP32 follows it to the end; the whole simulation leaves it first.
     const variants = [...groups.map((g) => ({ key: g.key, sim: onlyEnabled(sim, g.quantizers) })), { key: "fp32", sim: allBypassed(sim) }, { key: "all", sim }];
-    const program = new OnnxProgram(graph, sim.sites, { segments: 10, lanes: 2 });
+    const program = new OnnxProgram(graph, sim.sites, { segments: 10, threads: 1 });
     try {
       assert.ok(program.segments.length >= 3, `${program.segments.length} segments`);
       const seen = new Map<string, number>();

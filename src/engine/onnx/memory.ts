@@ -4,16 +4,21 @@ import { memoryBudget } from "../../memory-budget";
 
 export { memoryBudget };
 
-/** Bytes of every node's output for one example (open sizes taken from the batch): what a run may hold at once. */
-export function bytesPerExample(graph: Graph, sample: readonly tf.Tensor[]): number {
+/** Bytes of one node's output for one example (open sizes taken from the batch's first input). */
+export function valueBytesPerExample(graph: Graph, node: string, sample: readonly tf.Tensor[]): number {
   const open = (axis: number) => sample[0]?.shape[axis] ?? 32;
-  return 4 * graph.nodes.reduce((sum, n) => sum + n.outputShape.slice(1).reduce<number>((a, d, i) => a * (d ?? open(i + 1)), 1), 0);
+  return 4 * graph.node(node).outputShape.slice(1).reduce<number>((a, d, i) => a * (d ?? open(i + 1)), 1);
+}
+
+/** Bytes of every node's output for one example: what a run may hold at once. */
+export function bytesPerExample(graph: Graph, sample: readonly tf.Tensor[]): number {
+  return graph.nodes.reduce((sum, n) => sum + valueBytesPerExample(graph, n.name, sample), 0);
 }
 
 /**
  * Splits a batch into the sub-batches the engine runs at once, so that the
  * sessions' activations (a few copies of every node's output: ORT's arenas, the
- * values handed between segments, two lanes) stay within the memory budget.
+ * values handed between segments) stay within the memory budget.
  * Results do not depend on the split: every example is computed alone.
  */
 export function engineChunks(graph: Graph, inputs: readonly tf.Tensor[], copies = 6): tf.Tensor[][] {

@@ -10,6 +10,7 @@ import { createSession, engineThreads, requireOrt, toOrtTensor } from "./runtime
 import { planSegments, Segment } from "./segments";
 import { bakedSimulation } from "./baked-sim";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
+import { valueBytesPerExample } from "./memory";
 
 /** One simulation to run, named by `key`. */
 export interface ProgramVariant {
@@ -72,14 +73,12 @@ export class OnnxProgram {
   /** Quantized weights in the graph's layout, by a key naming the grid: baked into sessions. */
   private readonly bakedWeights = new Map<string, Float32Array>();
 
-  /** How many variants run at once; each session then gets its share of the threads. */
-  private readonly lanes: number;
+  /** Intra-op threads of every session. */
   private readonly threads: number;
 
-  constructor(graph: Graph, sites: readonly QuantizerSite[], options: { segments?: number; lanes?: number } = {}) {
+  constructor(graph: Graph, sites: readonly QuantizerSite[], options: { segments?: number; threads?: number } = {}) {
     this.graph = graph;
-    this.lanes = Math.max(1, Math.min(options.lanes ?? 1, engineThreads()));
-    this.threads = Math.max(1, Math.floor(engineThreads() / this.lanes));
+    this.threads = Math.max(1, options.threads ?? engineThreads());
     const fusedOutputs = new Set([...graph.inputs, ...sites.filter((s) => s.kind === "activation").map((s) => s.node)]);
     this.segments = planSegments(graph, options.segments ?? 10, fusedOutputs);
     const segmentOf = new Map(this.segments.flatMap((s) => s.nodes.map((n) => [n, s.index] as const)));
@@ -115,8 +114,7 @@ export class OnnxProgram {
 
   /** Bytes a pass holds per example: its inputs, the trunk's values at the widest cut, and its outputs. */
   passBytesPerExample(sample: readonly tf.Tensor[]): number {
-    const open = (axis: number) => sample[0]?.shape[axis] ?? 32;
-    const values = (name: string) => 4 * this.graph.node(name).outputShape.slice(1).reduce<number>((a, d, i) => a * (d ?? open(i + 1)), 1);
+    const values = (name: string) => valueBytesPerExample(this.graph, name, sample);
     const inputs = sample.reduce((a, t) => a + (4 * t.size) / Math.max(1, t.shape[0]), 0);
     const cut = Math.max(0, ...this.segments.map((seg) => seg.liveIn.reduce((a, n) => a + values(n), 0)));
     return inputs + cut + this.graph.outputs.reduce((a, n) => a + values(n), 0);
@@ -188,16 +186,16 @@ export class OnnxProgram {
     // One variant from segment `from` to the end, on every batch; sessions it alone uses are built for it and freed after.
     const runVariant = async (v: number, from: number) => {
       const variant = variants[v];
-      const own: Promise<Session>[] = [];
+      const own: Session[] = [];
       try {
         const sessions: { session: Session; fedSim?: QuantSim }[] = [];
         for (let s = from; s < S; s++) {
           const key = keys[v][s];
           if (shared[s].has(key)) sessions[s] = { session: await this.constantSession(this.segments[s], key, variant.sim) };
           else if (ownSessions) {
-            const made = this.bakedSession(this.segments[s], variant.sim);
-            own.push(made);
-            sessions[s] = { session: await made };
+            const session = await this.bakedSession(this.segments[s], variant.sim);
+            own.push(session);
+            sessions[s] = { session };
           } else sessions[s] = { session: await this.parametricSession(this.segments[s], paramSig[s]), fedSim: variant.sim };
         }
         for (let b = 0; b < batches.length; b++) {
@@ -213,39 +211,29 @@ export class OnnxProgram {
           await deliver(variant.key, b, outputs);
         }
       } finally {
-        for (const made of own) await (await made).session.release();
+        for (const session of own) await session.session.release();
         // Its weights now live in sessions or the program's caches: free the simulation's tfjs copies,
         // which would otherwise pile up in the wasm heap across a sweep's hundred variants.
         variant.sim.dispose();
       }
     };
 
-    // Lanes interleave variants (or the trunk's batches). onnxruntime-node runs a session on the JS thread, so lanes do not
-    // compute in parallel; with sessions on one thread each, a sweep takes the same wall time as on two threads and 25 %
-    // less CPU (MobileNetV2, 32 inputs). Running on every core needs sessions in worker threads.
-    const inLanes = async (count: number, work: (i: number) => Promise<void>) => {
-      let next = 0;
-      const lane = async () => {
-        while (next < count) await work(next++);
-      };
-      await Promise.all(Array.from({ length: Math.min(this.lanes, count) }, lane));
-    };
-
     try {
       for (let s = 0; s < S; s++) {
-        const leaving = leaves.flatMap((l, v) => (l === s ? [v] : []));
-        await inLanes(leaving.length, (i) => runVariant(leaving[i], s));
+        // One variant after another: onnxruntime-node runs inference on the JS thread, so concurrent runs would only
+        // interleave. Running on every core needs sessions in worker threads.
+        for (const [v, l] of leaves.entries()) if (l === s) await runVariant(v, s);
         if (!leaves.some((l) => l > s)) break;
         // The trunk moves on by one segment, batch by batch.
         const kept = shared[s].has(trunkKey[s]) || !ownSessions;
         const session = kept ? await this.constantSession(this.segments[s], trunkKey[s], trunkSim[s]) : await this.bakedSession(this.segments[s], trunkSim[s]);
         try {
-          await inLanes(batches.length, async (b) => {
+          for (let b = 0; b < batches.length; b++) {
             const values = await this.runSegment(s, session, trunk[b], batches[b], undefined);
             this.release(trunk[b]);
             for (const name of this.segments[s].outputs) trunkOutputs[b].set(name, values[`out:${name}`]);
             trunk[b] = values;
-          });
+          }
         } finally {
           if (!kept) await session.session.release();
         }
