@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { registerOp } from "../registry";
 import { GraphNode, OnnxLayout, OnnxLoweringContext, OnnxValue } from "../types";
-import { channelsFirstPerm, transposeData } from "./onnx-common";
+import { channelsFirstPerm, exactSigmoid, transposeData } from "./onnx-common";
 
 /**
  * Elementwise math of graph models (TF's Abs, Sub, RealDiv, Maximum, Equal, ...),
@@ -30,9 +30,7 @@ const UNARY: Record<string, { tf: (x: tf.Tensor) => tf.Tensor; onnx: (ctx: OnnxL
   tan: { tf: tf.tan, onnx: (c, x) => c.node("Tan", [x]) },
   atan: { tf: tf.atan, onnx: (c, x) => c.node("Atan", [x]) },
   tanh: { tf: tf.tanh, onnx: (c, x) => c.node("Tanh", [x]) },
-  // 1 / (1 + e^-x) written out: ONNX Runtime's Sigmoid kernel is an approximation whose relative error
-  // grows where the result is tiny (1e-3 at x = -15), which a detector's flag output often is.
-  sigmoid: { tf: tf.sigmoid, onnx: (c, x) => c.node("Reciprocal", [c.node("Add", [c.constant([1], []), c.node("Exp", [c.node("Neg", [x])])])]) },
+  sigmoid: { tf: tf.sigmoid, onnx: exactSigmoid },
   /** Cast to float: a no-op on the graph's float values, and what turns an int32 model input into them. */
   toFloat: { tf: (x) => tf.cast(x, "float32"), onnx: (c, x) => c.node("Cast", [x], { to: 1 }) },
   /** Cast to an integer type: truncation toward zero, kept as float. */

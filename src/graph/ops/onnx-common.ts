@@ -91,7 +91,7 @@ export function lowerActivation(ctx: OnnxLoweringContext, x: OnnxValue, a: Activ
     case "leakyRelu":
       return ctx.node("LeakyRelu", [n], { alpha: f(a.alpha ?? 0.3) });
     case "sigmoid":
-      return ctx.node("Sigmoid", [n]);
+      return exactSigmoid(ctx, n);
     case "tanh":
       return ctx.node("Tanh", [n]);
     case "softmax":
@@ -99,7 +99,7 @@ export function lowerActivation(ctx: OnnxLoweringContext, x: OnnxValue, a: Activ
     case "logSoftmax":
       return ctx.node("LogSoftmax", [n], { axis: axisIn(x.layout, -1, x.rank) });
     case "swish":
-      return ctx.node("Mul", [ctx.node("Sigmoid", [n]), n]);
+      return ctx.node("Mul", [exactSigmoid(ctx, n), n]);
     case "gelu": {
       const erf = ctx.node("Erf", [ctx.node("Div", [n, ctx.constant([Math.SQRT2], [])])]);
       return ctx.node("Mul", [n, ctx.node("Mul", [ctx.constant([0.5], []), ctx.node("Add", [ctx.constant([1], []), erf])])]);
@@ -130,4 +130,12 @@ export function lowerActivation(ctx: OnnxLoweringContext, x: OnnxValue, a: Activ
 export function withActivation(ctx: OnnxLoweringContext, y: string, rank: number, activation: string): OnnxValue {
   const v: OnnxValue = { name: y, layout: "channelsFirst", rank };
   return { ...v, name: lowerActivation(ctx, v, { fn: activation }) };
+}
+
+/**
+ * 1 / (1 + e^-x) written out: ONNX Runtime's Sigmoid kernel is an approximation whose relative error
+ * grows where the result is tiny (1e-3 at x = -15), which a detector's flag output often is.
+ */
+export function exactSigmoid(ctx: OnnxLoweringContext, x: string): string {
+  return ctx.node("Reciprocal", [ctx.node("Add", [ctx.constant([1], []), ctx.node("Exp", [ctx.node("Neg", [x])])])]);
 }
