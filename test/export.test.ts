@@ -329,30 +329,39 @@ describe("exportQuantizedModel (TF.js layers model, quantized weights)", () => {
       // A per-channel ReLU clip (CLE's relu6 "per-channel") has no Keras form.
       const relu = cle.relu6Replaced[0];
       const channels = cle.graph.node(relu).outputShape[3] as number;
-      const clipped = new Graph({
-        name: cle.graph.name,
-        nodes: cle.graph.nodes.map((n) => (n.name === relu ? { ...n, attrs: { ...n.attrs, maxValue: new Array<number>(channels).fill(6) } } : n)),
-        inputs: [...cle.graph.inputs],
-        outputs: [...cle.graph.outputs],
-      });
+      const clipped = cle.graph.edit({ by: "test", attrs: new Map([[relu, { maxValue: new Array<number>(channels).fill(6) }]]) });
       const clippedSim = QuantSim.create(clipped).with({ "**.output": { enabled: false } });
       await assert.rejects(exportQuantizedModel(clippedSim, EXAMPLE_MODEL, out), new RegExp(`layer "${relu}" \\(ReLU\\) clips each channel`));
-      clippedSim.dispose(); // the graph shares cle.graph's tensors: not disposed here
+      clippedSim.dispose();
+      clipped.dispose();
+
+      // The export reads what changed from the graph's edit record: a change made around Graph.edit is refused.
+      const padded = cle.graph.nodes.find((n) => n.attrs.padding === "same")!;
+      const byHand = new Graph({
+        name: cle.graph.name,
+        nodes: cle.graph.nodes.map((n) => (n === padded ? { ...n, attrs: { ...n.attrs, padding: "valid" } } : n)),
+        inputs: [...cle.graph.inputs],
+        outputs: [...cle.graph.outputs],
+        edits: cle.graph.edits,
+      });
+      const byHandSim = QuantSim.create(byHand).with({ "**.output": { enabled: false } });
+      await assert.rejects(exportQuantizedModel(byHandSim, EXAMPLE_MODEL, out), new RegExp(`layer "${padded.name}" .*attribute padding is "valid" in the graph but "same" in the source model, and the graph's edit record does not say what changed it`));
+      byHandSim.dispose(); // the graph shares cle.graph's tensors: not disposed here
 
       // A graph from which a layer other than a folded BatchNorm is missing.
-      await assert.rejects(exportWithoutDropout(), /layer "\w+" \(Dropout\) of the source model is not in the graph; only a BatchNormalization folded/);
+      await assert.rejects(exportWithoutDropout(), /layer "\w+" \(Dropout\) was removed by test; only a BatchNormalization folded/);
     });
     sim.dispose();
 
     async function exportWithoutDropout(): Promise<void> {
       const dropout = cle.graph.nodes.find((n) => n.layerClass === "Dropout")!;
-      const nodes = cle.graph.nodes.filter((n) => n !== dropout).map((n) => (n.inputs.includes(dropout.name) ? { ...n, inputs: n.inputs.map((i) => (i === dropout.name ? dropout.inputs[0] : i)) } : n));
-      const g = new Graph({ name: cle.graph.name, nodes, inputs: [...cle.graph.inputs], outputs: [...cle.graph.outputs] });
+      const g = cle.graph.edit({ by: "test", remove: new Map([[dropout.name, dropout.inputs[0]]]) });
       const s = QuantSim.create(g).with({ "**.output": { enabled: false } });
       try {
         await exportQuantizedModel(s, EXAMPLE_MODEL, path.join(root, "no-dropout"));
       } finally {
         s.dispose();
+        g.dispose();
       }
     }
   });

@@ -147,6 +147,7 @@ describe("quantization-aware training", () => {
       }
     }
     assert.ok(clipped >= 1 && clipped < before.length, `${clipped} of ${before.length} weights clipped: the case needs both kinds`);
+    assert.deepEqual(r.graph.edits, [{ by: "qat", kind: "params", node: "d", params: ["kernel", "bias"] }], "the trained graph records the weights QAT changed");
     r.graph.dispose();
     r.sim.dispose();
     sim.dispose();

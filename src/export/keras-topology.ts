@@ -5,8 +5,8 @@ import { GraphNode } from "../graph/types";
  * Rewrites a Keras topology (the `modelTopology` of a TF.js `model.json`, or
  * `model.toJSON(null, false)`: snake_case keys) so that it describes an edited
  * graph, e.g. one with BatchNorm folded and ReLU6 turned into ReLU by CLE:
- *   1. compare the graph imported from the source topology with the edited one,
- *      node by node, and list the differences a layers model can express;
+ *   1. read the edited graph's edit record (`Graph.edits`) and check it against
+ *      the graph imported from the source topology, node by node;
  *   2. refuse any other difference, naming the layer and what differs;
  *   3. apply the differences to a copy of the topology JSON.
  * Node names are Keras layer names (call k > 0 of a shared layer is "<layer>_call<k>").
@@ -41,9 +41,12 @@ const WEIGHTED_OPS = new Set(["conv1d", "conv2d", "dense", "depthwiseConv2d", "s
 const IGNORED_ATTRS = new Set(["batchNormStats"]);
 
 /**
- * What differs between `source` (imported from the source topology) and
- * `graph` (the graph to export), as topology edits; an error naming the layer
- * for any difference a layers model cannot express.
+ * What changed between `source` (imported from the source topology) and
+ * `graph` (the graph to export), read from `graph.edits`: the fixes record each
+ * removal, new parameter and attribute through `Graph.edit`. Every other node
+ * must still match its source layer; a difference the record does not explain
+ * (a graph built by hand, or loaded from another model) is an error naming the
+ * layer, as is a recorded change a layers model cannot express.
  */
 export function diffGraphs(source: Graph, graph: Graph): TopologyEdits {
   for (const n of graph.nodes) {
@@ -52,17 +55,34 @@ export function diffGraphs(source: Graph, graph: Graph): TopologyEdits {
     }
   }
   const dropped = new Map<string, string>();
-  const rename = (name: string) => dropped.get(name) ?? name;
-  for (const s of source.nodes) {
-    if (graph.has(s.name)) continue;
-    const into = s.inputs.length === 1 ? graph.has(rename(s.inputs[0])) && graph.node(rename(s.inputs[0])) : undefined;
-    // Folded into the layer before it (which now has a bias), or into the layers it fed (which now read its input).
-    const foldedBefore = into && WEIGHTED_OPS.has(into.op) && into.params.bias !== undefined;
-    const foldedAfter = into && source.consumers(s.name).every((c) => graph.has(c.name) && WEIGHTED_OPS.has(c.op) && graph.node(c.name).inputs.includes(into.name));
-    if (s.op !== "batchNorm" || !into || !(foldedBefore || foldedAfter)) {
-      throw new Error(`layer "${s.name}" (${s.layerClass}) of the source model is not in the graph; only a BatchNormalization folded into the layer before or after it can be left out of an exported model`);
+  const addedParams = new Map<string, { by: string; keys: Set<string> }>();
+  const changedAttrs = new Map<string, { by: string; keys: Set<string> }>();
+  for (const edit of graph.edits) {
+    if (!source.has(edit.node)) throw new Error(`the graph's edit record names "${edit.node}" (${edit.by}), which is not a layer of the source model`);
+    const s = source.node(edit.node);
+    if (edit.kind === "remove") {
+      if (s.op !== "batchNorm") {
+        throw new Error(`layer "${s.name}" (${s.layerClass}) was removed by ${edit.by}; only a BatchNormalization folded into the layer before or after it can be left out of an exported model`);
+      }
+      dropped.set(s.name, edit.rewiredTo);
+    } else {
+      const into = edit.kind === "params" ? addedParams : changedAttrs;
+      const entry = into.get(edit.node) ?? { by: edit.by, keys: new Set<string>() };
+      for (const key of edit.kind === "params" ? edit.params : edit.attrs) entry.keys.add(key);
+      into.set(edit.node, entry);
     }
-    dropped.set(s.name, into.name);
+  }
+  // A folded BatchNorm's readers read what it was rewired to, through any chain of removals.
+  const rename = (name: string) => {
+    let r = name;
+    for (let guard = 0; dropped.has(r) && guard <= dropped.size; guard++) r = dropped.get(r)!;
+    return r;
+  };
+  for (const [name, to] of dropped) dropped.set(name, rename(to));
+  for (const s of source.nodes) {
+    if (!graph.has(s.name) && !dropped.has(s.name)) {
+      throw new Error(`layer "${s.name}" (${s.layerClass}) of the source model is not in the graph, and the graph's edit record does not say what removed it (was the graph built without Graph.edit?)`);
+    }
   }
 
   const biasAdded: string[] = [];
@@ -75,14 +95,16 @@ export function diffGraphs(source: Graph, graph: Graph): TopologyEdits {
     if (n.inputs.join("\u0000") !== expected.join("\u0000")) {
       throw new Error(`${where} reads [${n.inputs.join(", ")}] in the graph but [${expected.join(", ")}] in the source model (after folding): a layers model cannot express the rewiring`);
     }
+    const recorded = addedParams.get(n.name);
     for (const [key, t] of Object.entries(n.params)) {
       const original = s.params[key];
       if (!original) {
+        if (!recorded?.keys.has(key)) throw new Error(`${where} has a parameter "${key}" the source layer does not have, and the graph's edit record does not say what added it`);
         if (key === "bias" && WEIGHTED_OPS.has(n.op)) {
           biasAdded.push(n.name);
           continue;
         }
-        throw new Error(`${where} has a parameter "${key}" the source layer does not have`);
+        throw new Error(`${where}: ${recorded.by} added a parameter "${key}", which a Keras ${s.layerClass} layer cannot hold`);
       }
       if (t.shape.join(",") !== original.shape.join(",")) {
         throw new Error(`${where}: parameter "${key}" has shape [${t.shape.join(", ")}] in the graph but [${original.shape.join(", ")}] in the source model`);
@@ -91,7 +113,7 @@ export function diffGraphs(source: Graph, graph: Graph): TopologyEdits {
     for (const key of Object.keys(s.params)) {
       if (!n.params[key]) throw new Error(`${where} lacks the parameter "${key}" the source layer has`);
     }
-    diffAttrs(n, s, where, reluMaxValue);
+    diffAttrs(n, s, where, changedAttrs.get(n.name), reluMaxValue);
   }
 
   const outputs = source.outputs.map(rename);
@@ -101,13 +123,16 @@ export function diffGraphs(source: Graph, graph: Graph): TopologyEdits {
   return { dropped, biasAdded, reluMaxValue };
 }
 
-function diffAttrs(n: GraphNode, s: GraphNode, where: string, reluMaxValue: Map<string, number | null>): void {
+function diffAttrs(n: GraphNode, s: GraphNode, where: string, recorded: { by: string; keys: Set<string> } | undefined, reluMaxValue: Map<string, number | null>): void {
   const keys = new Set([...Object.keys(n.attrs), ...Object.keys(s.attrs)]);
   for (const key of keys) {
     if (IGNORED_ATTRS.has(key)) continue;
     const now = n.attrs[key];
     const was = s.attrs[key];
     if (JSON.stringify(now) === JSON.stringify(was)) continue;
+    if (!recorded?.keys.has(key)) {
+      throw new Error(`${where}: attribute ${key} is ${JSON.stringify(now)} in the graph but ${JSON.stringify(was)} in the source model, and the graph's edit record does not say what changed it`);
+    }
     if (key === "maxValue" && n.layerClass === "ReLU") {
       if (now === null || now === undefined || (typeof now === "number" && Number.isFinite(now))) {
         reluMaxValue.set(n.name, (now as number | null | undefined) ?? null);
@@ -115,7 +140,7 @@ function diffAttrs(n: GraphNode, s: GraphNode, where: string, reluMaxValue: Map<
       }
       throw new Error(`${where} clips each channel at its own value (CLE with relu6: "per-channel"): a Keras ReLU layer has one max_value, so this graph cannot be exported as a layers model; run crossLayerEqualization with relu6: "relu"`);
     }
-    throw new Error(`${where}: attribute ${key} is ${JSON.stringify(now)} in the graph but ${JSON.stringify(was)} in the source model, which the export cannot express`);
+    throw new Error(`${where}: ${recorded.by} set attribute ${key} to ${JSON.stringify(now)} (source model: ${JSON.stringify(was)}), which the export cannot express`);
   }
 }
 

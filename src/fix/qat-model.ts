@@ -184,12 +184,13 @@ export function makeTrainingModel(sim: QuantSim, activationEncodings: Map<string
         });
       },
       trainedGraph() {
-        const trainedNodes = source.nodes.map((node) => ({
-          ...node,
-          attrs: { ...node.attrs },
-          params: Object.fromEntries(Object.entries(varGraph.node(node.name).params).map(([k, t]) => [k, tf.clone(t)])),
-        }));
-        return new Graph({ name: source.name, nodes: trainedNodes, inputs: [...source.inputs], outputs: [...source.outputs] });
+        // The trained weights replace the source's through Graph.edit, so the export and reports see what QAT changed.
+        const trained = new Map<string, Params>();
+        for (const node of source.nodes) {
+          const changed = Object.entries(varGraph.node(node.name).params).filter(([k]) => weights.includes(varGraph.node(node.name).params[k] as tf.Variable));
+          if (changed.length) trained.set(node.name, Object.fromEntries(changed.map(([k, t]) => [k, tf.clone(t)])));
+        }
+        return source.edit({ by: "qat", params: trained });
       },
       dispose() {
         tf.dispose(weights);
