@@ -240,6 +240,47 @@ describe("ONNX Runtime engine", () => {
     }
   });
 
+  it("variants run in worker threads give the main thread's outputs bit for bit", async () => {
+    const L = tf.layers;
+    const image = tf.input({ shape: [12, 12, 3], name: "image" });
+    let x = image;
+    for (let i = 0; i < 6; i++) x = L.conv2d({ filters: 6, kernelSize: 3, padding: "same", activation: "relu6", name: `conv_${i}` }).apply(x) as tf.SymbolicTensor;
+    const out = L.dense({ units: 4, name: "logits" }).apply(L.globalAveragePooling2d({ name: "pool" }).apply(x)) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: image, outputs: out, name: "six_convs" });
+    const graph = await loadGraph(model);
+    const batches = [0, 1, 2].map((b) => [tf.randomUniform([4, 12, 12, 3], 0, 1, "float32", 100 + b)]);
+    const data = { name: "three batches", size: 12, async *batches() { for (const inputs of batches) yield { inputs: inputs.map((t) => t.clone()) }; } };
+    const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 }, activations: { bitwidth: 6 } }).calibrate(data);
+    const groups = groupQuantizers(sim, "layer");
+    const outputsOf = async (workers: number) => {
+      const variants = groups.map((g) => ({ key: g.key, sim: onlyEnabled(sim, g.quantizers) }));
+      const program = new OnnxProgram(graph, sim.sites, { segments: 4, threads: 1, workers });
+      const got = new Map<string, Float32Array>();
+      try {
+        await program.runPass(batches.map((inputs) => program.feedsOf(inputs)), variants, (key, b, outputs) => void got.set(`${key}#${b}`, outputs[0].dataSync() as Float32Array));
+      } finally {
+        await program.dispose();
+      }
+      return got;
+    };
+    try {
+      const before = tf.memory().numTensors;
+      const alone = await outputsOf(0);
+      const side = await outputsOf(2);
+      assert.equal(tf.memory().numTensors, before, "no tensor left behind");
+      assert.equal(alone.size, groups.length * batches.length);
+      assert.deepEqual([...side.keys()].sort(), [...alone.keys()].sort());
+      for (const [k, v] of alone) assert.deepEqual(Array.from(side.get(k)!), Array.from(v), k);
+      // Variants differ from one another: the comparison is not between constant outputs.
+      assert.notDeepEqual(Array.from(alone.get(`${groups[0].key}#0`)!), Array.from(alone.get(`${groups.at(-1)!.key}#0`)!));
+    } finally {
+      sim.dispose();
+      tf.dispose(batches.flat());
+      graph.dispose();
+      model.dispose();
+    }
+  });
+
   it("calibration gives the tfjs engine's ranges", async () => {
     const graph = await loadGraph(EXAMPLE_MODEL);
     const data = toDataset("mnist:0:64");

@@ -11,6 +11,7 @@ import { planSegments, Segment } from "./segments";
 import { bakedSimulation } from "./baked-sim";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
 import { valueBytesPerExample } from "./memory";
+import { engineWorkers, toWire, VariantWorker, WireTensor } from "./variant-workers";
 
 /** One simulation to run, named by `key`. */
 export interface ProgramVariant {
@@ -19,6 +20,9 @@ export interface ProgramVariant {
 }
 
 type Feeds = Record<string, Ort.Tensor>;
+
+/** A value as the program reads it: an ORT tensor, or one sent back by a worker thread. */
+type Value = Pick<Ort.Tensor, "type" | "dims" | "data"> | WireTensor;
 
 /** One batch of a pass: its model inputs, as ORT tensors (see OnnxProgram.feedsOf). */
 export type PassBatch = Readonly<Record<string, Ort.Tensor>>;
@@ -75,10 +79,17 @@ export class OnnxProgram {
 
   /** Intra-op threads of every session. */
   private readonly threads: number;
+  /** Worker threads that run a long pass's variants side by side (see runPass); made on first use. */
+  private readonly workerCount: number;
+  private workers: VariantWorker[] | undefined;
+  /** Lowered constant segments by session id, for workers that do not hold them yet. */
+  private readonly constantLowerings = new Map<string, LoweredModel>();
+  private ownSessionCount = 0;
 
-  constructor(graph: Graph, sites: readonly QuantizerSite[], options: { segments?: number; threads?: number } = {}) {
+  constructor(graph: Graph, sites: readonly QuantizerSite[], options: { segments?: number; threads?: number; workers?: number } = {}) {
     this.graph = graph;
     this.threads = Math.max(1, options.threads ?? engineThreads());
+    this.workerCount = options.workers ?? engineWorkers();
     const fusedOutputs = new Set([...graph.inputs, ...sites.filter((s) => s.kind === "activation").map((s) => s.node)]);
     this.segments = planSegments(graph, options.segments ?? 10, fusedOutputs);
     const segmentOf = new Map(this.segments.flatMap((s) => s.nodes.map((n) => [n, s.index] as const)));
@@ -170,8 +181,8 @@ export class OnnxProgram {
     const paramSig = this.segments.map((_, s) => (ownSessions ? new Map() : this.storageSignature(s, variants, keys, shared[s])));
 
     let trunk: Feeds[] = batches.map((b) => ({ ...b }));
-    const trunkOutputs: Map<string, Ort.Tensor>[] = batches.map(() => new Map());
-    const deliver = async (key: string, b: number, outputs: Map<string, Ort.Tensor>) => {
+    const trunkOutputs: Map<string, Value>[] = batches.map(() => new Map());
+    const deliver = async (key: string, b: number, outputs: Map<string, Value>) => {
       const tensors = this.graph.outputs.map((name) => {
         const t = outputs.get(name)!;
         return t.type === "int32" ? tf.tensor(t.data as Int32Array, t.dims as number[], "int32") : tf.tensor(t.data as Float32Array, t.dims as number[]);
@@ -218,11 +229,70 @@ export class OnnxProgram {
       }
     };
 
+    // onnxruntime-node runs inference on the calling thread, so variants run side by side only in worker threads,
+    // each with sessions of its own: in long passes, when several variants leave the trunk. Their outputs are
+    // handed to onOutputs one call at a time, as on the main thread.
+    const workers = ownSessions && this.workerCount >= 2 && leaves.filter((l) => l < S).length >= 2 ? this.startWorkers() : undefined;
+    let delivering: Promise<void> = Promise.resolve();
+    const deliverInTurn = (key: string, b: number, outputs: Map<string, Value>) => {
+      const done = delivering.then(() => deliver(key, b, outputs));
+      delivering = done.catch(() => undefined);
+      return done;
+    };
+    const runVariantOn = async (worker: VariantWorker, v: number, from: number) => {
+      const variant = variants[v];
+      const own: string[] = [];
+      try {
+        const steps: string[] = [];
+        for (let s = from; s < S; s++) {
+          const key = keys[v][s];
+          if (shared[s].has(key)) {
+            const id = `${s}|const|${key}`;
+            if (!worker.holds.has(id)) await worker.open(id, this.constantLowering(this.segments[s], key, variant.sim), this.threads);
+            steps.push(id);
+          } else {
+            const id = `${s}|own|${this.ownSessionCount++}`;
+            own.push(id);
+            await worker.open(id, this.bakedLowering(this.segments[s], variant.sim), this.threads);
+            steps.push(id);
+          }
+        }
+        for (let b = 0; b < batches.length; b++) {
+          const carried = Object.fromEntries(Object.entries(trunk[b]).filter(([k]) => k.startsWith("val:")).map(([k, t]) => [k, toWire(t)]));
+          const model = Object.fromEntries(Object.entries(batches[b]).map(([k, t]) => [k, toWire(t)]));
+          const produced = await worker.run(steps, carried, model);
+          const outputs = new Map<string, Value>(trunkOutputs[b]);
+          for (const [name, t] of Object.entries(produced)) outputs.set(name, t);
+          await deliverInTurn(variant.key, b, outputs);
+        }
+      } finally {
+        await worker.release(own);
+        variant.sim.dispose();
+      }
+    };
+    // Each worker takes the next variant when it is free; the first failure stops the others after their current one.
+    const runOnWorkers = async (pool: VariantWorker[], queue: number[], from: number) => {
+      let failure: unknown;
+      await Promise.all(
+        pool.map(async (worker) => {
+          while (queue.length && failure === undefined) {
+            const v = queue.shift()!;
+            try {
+              await runVariantOn(worker, v, from);
+            } catch (err) {
+              failure ??= err;
+            }
+          }
+        }),
+      );
+      if (failure !== undefined) throw failure;
+    };
+
     try {
       for (let s = 0; s < S; s++) {
-        // One variant after another: onnxruntime-node runs inference on the JS thread, so concurrent runs would only
-        // interleave. Running on every core needs sessions in worker threads.
-        for (const [v, l] of leaves.entries()) if (l === s) await runVariant(v, s);
+        const leaving = [...leaves.keys()].filter((v) => leaves[v] === s);
+        if (workers && leaving.length) await runOnWorkers(workers, leaving, s);
+        else for (const v of leaving) await runVariant(v, s);
         if (!leaves.some((l) => l > s)) break;
         // The trunk moves on by one segment, batch by batch.
         const kept = shared[s].has(trunkKey[s]) || !ownSessions;
@@ -249,11 +319,31 @@ export class OnnxProgram {
     }
   }
 
-  /** Frees every session. */
+  /** Frees every session and stops the worker threads. */
   async dispose(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
+    this.constantLowerings.clear();
+    const workers = this.workers ?? [];
+    this.workers = undefined;
+    for (const w of workers) await w.terminate();
     for (const s of all) await (await s).session.release();
+  }
+
+  private startWorkers(): VariantWorker[] {
+    this.workers ??= Array.from({ length: this.workerCount }, () => new VariantWorker());
+    return this.workers;
+  }
+
+  /** A constant segment's lowering, kept for workers that will need its session later. */
+  private constantLowering(segment: Segment, key: string, sim: QuantSim): LoweredModel {
+    const id = `${segment.index}|const|${key}`;
+    let lowered = this.constantLowerings.get(id);
+    if (!lowered) {
+      lowered = this.bakedLowering(segment, sim);
+      this.constantLowerings.set(id, lowered);
+    }
+    return lowered;
   }
 
   /** Runs one segment; returns its values by role: "val:<node>" handed on, "out:<node>" graph outputs. */
@@ -328,9 +418,16 @@ export class OnnxProgram {
 
   /** A new session computing exactly `sim`'s configuration of this segment; the caller releases it. */
   private async bakedSession(segment: Segment, sim: QuantSim): Promise<Session> {
+    const lowered = this.bakedLowering(segment, sim);
+    const session = await createSession(lowered.bytes, { threads: this.threads });
+    return { lowered, session, outputDims: new Map() };
+  }
+
+  /** `sim`'s configuration of this segment as an ONNX model, its weights and encodings constants. */
+  private bakedLowering(segment: Segment, sim: QuantSim): LoweredModel {
     const { quantizers } = bakedSimulation(sim, "ONNX Runtime engine");
     const siteOf = new Map(this.sitesBySegment[segment.index].filter((x) => x.kind !== "activation").map((x) => [`${x.node}/${x.param}`, x]));
-    const lowered = this.lowerSegment(segment, quantizers, (node, param) => {
+    return this.lowerSegment(segment, quantizers, (node, param) => {
       const site = siteOf.get(`${node.name}/${param}`);
       if (!site || sim.encodingOf(site.name) === null) return { kind: "constant" };
       // Keyed by the grid: the variants of a sweep quantize most weights alike, and each is computed once.
@@ -342,8 +439,6 @@ export class OnnxProgram {
       }
       return { kind: "constant", data };
     });
-    const session = await createSession(lowered.bytes, { threads: this.threads });
-    return { lowered, session, outputDims: new Map() };
   }
 
   /** The segment's session with every weight and encoding fed per run, and every quantizer switchable. */

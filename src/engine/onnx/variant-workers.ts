@@ -1,0 +1,112 @@
+import * as os from "os";
+import * as path from "path";
+import { Worker } from "worker_threads";
+import type * as Ort from "onnxruntime-node";
+import type { LoweredModel } from "./lower-graph";
+
+/** A tensor as it crosses between threads (copied, or transferred when it is a result). */
+export interface WireTensor {
+  type: "float32" | "int32";
+  dims: readonly number[];
+  data: Float32Array | Int32Array;
+}
+
+/** What a worker needs of a lowered segment to feed and read its session. */
+export interface WireSegment {
+  inputs: { kind: "model" | "fed"; onnx: string; node: string }[];
+  outputs: { onnx: string; node: string; role: "output" | "tap" }[];
+}
+
+export type WorkerRequest =
+  | { kind: "session"; req: number; session: string; bytes: Uint8Array; threads: number; plan: WireSegment }
+  | { kind: "release"; req: number; sessions: string[] }
+  | { kind: "run"; req: number; steps: string[]; carried: Record<string, WireTensor>; model: Record<string, WireTensor> };
+
+/** The answer to request `req`. */
+export interface WorkerReply {
+  req: number;
+  error?: string;
+  outputs?: Record<string, WireTensor>;
+}
+
+/** Worker threads for sweeps: QDEBUG_WORKERS, else one per core (0 or 1: run on the main thread). */
+export function engineWorkers(): number {
+  const v = process.env.QDEBUG_WORKERS;
+  if (v !== undefined && v !== "") {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`QDEBUG_WORKERS must be a whole number >= 0, got ${JSON.stringify(v)}`);
+    return n;
+  }
+  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+/** The part of a lowered segment a worker needs (parametric inputs never go to workers). */
+export function wireSegment(lowered: LoweredModel): WireSegment {
+  const inputs: WireSegment["inputs"] = [];
+  for (const i of lowered.inputs) {
+    if (i.kind === "model" || i.kind === "fed") inputs.push({ kind: i.kind, onnx: i.onnx, node: i.node });
+    else throw new Error(`variant worker: segment input "${i.onnx}" is fed per variant; only baked sessions run in workers`);
+  }
+  return { inputs, outputs: lowered.outputs.map((o) => ({ onnx: o.onnx, node: o.node, role: o.role })) };
+}
+
+export const toWire = (t: Ort.Tensor): WireTensor => ({ type: t.type as WireTensor["type"], dims: t.dims, data: t.data as Float32Array | Int32Array });
+
+/** One worker thread and the sessions it holds. */
+export class VariantWorker {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
+  private next = 0;
+  private failure: Error | undefined;
+  /** Session ids this worker holds. */
+  readonly holds = new Set<string>();
+
+  constructor() {
+    this.worker = new Worker(path.join(__dirname, "variant-worker.js"));
+    this.worker.unref();
+    const failAll = (err: Error) => {
+      this.failure = err;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    this.worker.on("message", (reply: WorkerReply) => {
+      const p = this.pending.get(reply.req);
+      this.pending.delete(reply.req);
+      if (!p) return;
+      if (reply.error !== undefined) p.reject(new Error(reply.error));
+      else p.resolve(reply);
+    });
+    this.worker.on("error", (err) => failAll(err));
+    this.worker.on("exit", (code) => failAll(new Error(`the ONNX Runtime worker thread exited (code ${code})`)));
+  }
+
+  private call(request: WorkerRequest): Promise<WorkerReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.pending.set(request.req, { resolve, reject });
+      this.worker.postMessage(request);
+    });
+  }
+
+  /** Builds a session in the worker (its bytes are copied there). */
+  async open(id: string, lowered: LoweredModel, threads: number): Promise<void> {
+    await this.call({ kind: "session", req: this.next++, session: id, bytes: lowered.bytes, threads, plan: wireSegment(lowered) });
+    this.holds.add(id);
+  }
+
+  async release(ids: string[]): Promise<void> {
+    const held = ids.filter((id) => this.holds.delete(id));
+    if (held.length && !this.failure) await this.call({ kind: "release", req: this.next++, sessions: held });
+  }
+
+  /** Runs sessions `steps` in turn on one batch; the graph outputs they produce. */
+  async run(steps: string[], carried: Record<string, WireTensor>, model: Record<string, WireTensor>): Promise<Record<string, WireTensor>> {
+    const reply = await this.call({ kind: "run", req: this.next++, steps, carried, model });
+    return reply.outputs!;
+  }
+
+  async terminate(): Promise<void> {
+    this.failure ??= new Error("the ONNX Runtime worker thread was stopped");
+    await this.worker.terminate();
+  }
+}
