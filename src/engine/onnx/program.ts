@@ -13,6 +13,9 @@ import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-conf
 import { valueBytesPerExample } from "./memory";
 import { engineWorkers, toWire, VariantWorker, WireTensor } from "./variant-workers";
 
+/** Examples a worker runs at once: its sessions' arenas are sized by the largest run (see VariantWorker.run). */
+const WORKER_CHUNK = 8;
+
 /** One simulation to run, named by `key`. */
 export interface ProgramVariant {
   key: string;
@@ -260,7 +263,7 @@ export class OnnxProgram {
         for (let b = 0; b < batches.length; b++) {
           const carried = Object.fromEntries(Object.entries(trunk[b]).filter(([k]) => k.startsWith("val:")).map(([k, t]) => [k, toWire(t)]));
           const model = Object.fromEntries(Object.entries(batches[b]).map(([k, t]) => [k, toWire(t)]));
-          const produced = await worker.run(steps, carried, model);
+          const produced = await worker.run(steps, carried, model, WORKER_CHUNK);
           const outputs = new Map<string, Value>(trunkOutputs[b]);
           for (const [name, t] of Object.entries(produced)) outputs.set(name, t);
           await deliverInTurn(variant.key, b, outputs);

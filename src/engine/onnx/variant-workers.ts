@@ -99,14 +99,47 @@ export class VariantWorker {
     if (held.length && !this.failure) await this.call({ kind: "release", req: this.next++, sessions: held });
   }
 
-  /** Runs sessions `steps` in turn on one batch; the graph outputs they produce. */
-  async run(steps: string[], carried: Record<string, WireTensor>, model: Record<string, WireTensor>): Promise<Record<string, WireTensor>> {
-    const reply = await this.call({ kind: "run", req: this.next++, steps, carried, model });
-    return reply.outputs!;
+  /**
+   * Runs sessions `steps` in turn on one batch; the graph outputs they produce.
+   * The batch goes through in parts of at most `chunk` examples: each session's
+   * arena grows to its largest run and never shrinks, and a worker holds a copy
+   * of every session it uses, so smaller runs keep the workers' memory small.
+   */
+  async run(steps: string[], carried: Record<string, WireTensor>, model: Record<string, WireTensor>, chunk = Infinity): Promise<Record<string, WireTensor>> {
+    const values = [...Object.values(carried), ...Object.values(model)];
+    const n = values[0]?.dims[0] ?? 0;
+    if (!(n > chunk) || values.some((t) => t.dims[0] !== n)) return (await this.call({ kind: "run", req: this.next++, steps, carried, model })).outputs!;
+    const part = (t: WireTensor, start: number, m: number): WireTensor => {
+      const per = t.data.length / n;
+      // A copy, not a view: a view would send its whole buffer to the worker.
+      return { type: t.type, dims: [m, ...t.dims.slice(1)], data: t.data.slice(start * per, (start + m) * per) };
+    };
+    const parts: Record<string, WireTensor>[] = [];
+    for (let start = 0; start < n; start += chunk) {
+      const m = Math.min(chunk, n - start);
+      const slice = (r: Record<string, WireTensor>) => Object.fromEntries(Object.entries(r).map(([k, t]) => [k, part(t, start, m)]));
+      parts.push((await this.call({ kind: "run", req: this.next++, steps, carried: slice(carried), model: slice(model) })).outputs!);
+    }
+    return Object.fromEntries(Object.keys(parts[0]).map((name) => [name, concatBatch(parts.map((p) => p[name]), name)]));
   }
 
   async terminate(): Promise<void> {
     this.failure ??= new Error("the ONNX Runtime worker thread was stopped");
     await this.worker.terminate();
   }
+}
+
+/** Parts of one output, computed on consecutive examples, joined along the batch axis. */
+function concatBatch(parts: WireTensor[], name: string): WireTensor {
+  const first = parts[0];
+  if (parts.some((p) => p.type !== first.type || p.dims.slice(1).join(",") !== first.dims.slice(1).join(","))) {
+    throw new Error(`variant worker: the parts of output "${name}" differ in shape beyond the batch axis`);
+  }
+  const data = first.type === "int32" ? new Int32Array(parts.reduce((a, p) => a + p.data.length, 0)) : new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    data.set(p.data, at);
+    at += p.data.length;
+  }
+  return { type: first.type, dims: [parts.reduce((a, p) => a + p.dims[0], 0), ...first.dims.slice(1)], data };
 }
