@@ -159,13 +159,19 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
   const editor = new GraphEditor(source, "activation-aware-cle");
   try {
     const clipped = (p: Pair) => p.act !== undefined && p.act.attrs.maxValue != null;
-    const clipOf = (p: Pair) => (clipped(p) && relu6 !== "relu" ? (p.act!.attrs.maxValue as number) : Infinity);
+    /** Channel i's clip: a ReLU6's 6, or the per-channel clips an earlier CLE ("per-channel" ReLU6 mode) left. */
+    const clipAt = (p: Pair, i: number) => {
+      const max = p.act!.attrs.maxValue as number | number[];
+      return Array.isArray(max) ? max[i] : max;
+    };
+    const clipOf = (p: Pair, i: number) => (clipped(p) && relu6 !== "relu" ? clipAt(p, i) : Infinity);
+    const perChannelClips = pairs.filter((p) => clipped(p) && Array.isArray(p.act!.attrs.maxValue)).map((p) => p.act!.name);
+    if (relu6 === "keep" && perChannelClips.length) throw new Error(`activationAwareCle: relu6 "keep" needs one clip per activation, but ${perChannelClips[0]} has per-channel clips (from an earlier CLE); use relu6 "per-channel"`);
     /** max |a_i| before any scaling, from the pre-activation min/max and what the activation does. */
     const activationRange = (p: Pair): number[] => {
       const { min, max } = preAct.get(p.first.name)!;
       if (!p.act && p.first.attrs.activation === "linear") return max.map((m, i) => Math.max(Math.abs(m), Math.abs(min[i])));
-      const clip = clipOf(p);
-      return max.map((m) => Math.min(Math.max(m, 0), clip));
+      return max.map((m, i) => Math.min(Math.max(m, 0), clipOf(p, i)));
     };
     const r0 = new Map(pairs.map((p) => [p.first.name, activationRange(p)]));
     const scales: Record<string, number[]> = {};
@@ -209,8 +215,7 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
         editor.setAttr(p.act!.name, "maxValue", null);
         relu6Replaced.push(p.act!.name);
       } else if (relu6 === "per-channel") {
-        const max = p.act!.attrs.maxValue as number;
-        editor.setAttr(p.act!.name, "maxValue", scales[p.first.name].map((s) => max / s));
+        editor.setAttr(p.act!.name, "maxValue", scales[p.first.name].map((s, i) => clipAt(p, i) / s));
         relu6Rescaled.push(p.act!.name);
       }
     }
@@ -219,7 +224,7 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
     const activations = pairs.map((p, index): ActivationChannelRanges => {
       const r = r0.get(p.first.name)!;
       // Vanilla CLE's ReLU6 follows the same mode; "keep" is not one of its modes: compare with per-channel clips.
-      const original = clipped(p) && relu6 === "relu" ? activationRangeWithClip(preAct.get(p.first.name)!.max, p.act!.attrs.maxValue as number) : r;
+      const original = clipped(p) && relu6 === "relu" ? activationRangeWithClip(preAct.get(p.first.name)!.max, (i) => clipAt(p, i)) : r;
       const cle = r.map((v, i) => v / vanilla[p.first.name][i]);
       const aware = r.map((v, i) => v / scales[p.first.name][i]);
       return { index, first: p.first.name, second: p.second.name, activation: (p.act ?? p.first).name, original, cle, aware, ratio: { original: spread(original), cle: spread(cle), aware: spread(aware) }, weightRatio: weightRatios[index] };
@@ -362,8 +367,8 @@ function broadcastShape(rank: number, axis: number, n: number): number[] {
   return Array.from({ length: rank }, (_, i) => (i === axis ? n : 1));
 }
 
-function activationRangeWithClip(preMax: number[], clip: number): number[] {
-  return preMax.map((m) => Math.min(Math.max(m, 0), clip));
+function activationRangeWithClip(preMax: number[], clip: (channel: number) => number): number[] {
+  return preMax.map((m, i) => Math.min(Math.max(m, 0), clip(i)));
 }
 
 /** Largest over (lower) median channel range, channels with a non-zero range only; 1 when all are equal. */
