@@ -9,6 +9,10 @@ import { QuantSim } from "../src/quant/quantsim";
 import { TEXT_ENCODER_EVAL, TEXT_ENCODER_MODEL } from "../src/text-encoder";
 import { EXAMPLE_MODEL } from "./fixtures/models";
 import { assertNoLeak, setupBackend } from "./helpers";
+import { assertViewRenders } from "./fixtures/vega-validate";
+import { outlierDimensionsView } from "../widgets/outlier-dimensions-view";
+import { outlierFixesView } from "../widgets/outlier-fixes-view";
+import { viewOf } from "../src/display/show";
 
 const OUTLIER_DIM = 3;
 const OUTLIER_SCALE = 40;
@@ -68,9 +72,10 @@ describe("outlier dimensions (per-token and per-embedding views)", () => {
       // The mixing layer's output carries it too (40×), outside the residual stream.
       assert.deepEqual(r.outliers.map((o) => `${o.node}:${o.dim}`).sort(), ["mix:3", "residual_add:3"]);
       assert.match(r.diagnosis, /^2 outlier dimensions in 2 activations, 1 of them on the residual stream: .*residual_add \(dim 3\)/);
-      const { outlierDimensionsView } = await import("../widgets/outlier-dimensions-view");
-      const spec = outlierDimensionsView(r) as unknown as { vconcat: unknown[] };
-      assert.equal(spec.vconcat.length, 3);
+      const spec = outlierDimensionsView(r);
+      assert.equal((spec as unknown as { vconcat: unknown[] }).vconcat.length, 3, "heat map, ranges, ratios");
+      assert.deepEqual(viewOf(r), spec, "qd.show finds the view by the result's step");
+      await assertViewRenders("outlier dimensions", spec);
     } finally {
       x.dispose();
       graph.dispose();
@@ -95,6 +100,9 @@ describe("outlier dimensions (per-token and per-embedding views)", () => {
       assert.ok(residual > asIs && ln > asIs, `16 bits: ${residual}, ${ln} vs ${asIs}`);
       assert.equal(r.rows[1].recovered, null);
       assert.match(r.diagnosis, /The best fix is/);
+      const spec = outlierFixesView(r);
+      assert.deepEqual(viewOf(r), spec);
+      await assertViewRenders("outlier fixes", spec);
     } finally {
       sim.dispose();
       x.dispose();
