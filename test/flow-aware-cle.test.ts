@@ -11,6 +11,8 @@ import { QuantSim } from "../src/quant/quantsim";
 import { TEXT_ENCODER_EVAL, TEXT_ENCODER_MODEL } from "../src/text-encoder";
 import { EXAMPLE_MODEL } from "./fixtures/models";
 import { setupBackend } from "./helpers";
+import { flowStepView } from "../src/display/show";
+import { activationAwareCleView } from "../widgets/activation-aware-cle-view";
 
 const awareStep = ACTIVATION_FIXES.find((f) => f.title === "Activation-aware cross-layer equalization")!;
 
@@ -45,6 +47,9 @@ describe("the flow's activation fixes: activation-aware CLE", () => {
         assert.ok(median("cle") >= UNEVEN_ACTIVATIONS, `vanilla CLE leaves ${median("cle")}×`);
         assert.ok(median("aware") < median("cle") * 0.8, `${median("cle")}× → ${median("aware")}×`);
         assert.match(candidate.finding, /after the CLE applied above/);
+        // Recorded as a flow step, it is drawn by the activation-aware CLE view.
+        const step = { index: 5, box: awareStep.box, title: awareStep.title, kind: "fix", score: 0.95, drop: 0.02, before: 0.9, fp32: 0.97, target: 0.96, kept: true, skipped: false, met: false, finding: candidate.finding, result: candidate.result, seconds: 1 } as const;
+        assert.deepEqual(flowStepView(step), activationAwareCleView(candidate.result as never));
         assert.ok(candidate.graph!.edits.some((e) => e.by === "activation-aware-cle"));
         assert.ok(candidate.graph!.edits.some((e) => e.by === "cross-layer-equalization"), "it starts from the graph the flow stands at");
         assert.equal(candidate.sim.graph, candidate.graph);

@@ -215,7 +215,8 @@ const activationAwareCleFix: FlowFix = {
       graph: aware.graph,
       sim,
       finding: `Vanilla CLE leaves the activations uneven (${ranges}); weighing the activation ranges in (α = ${aware.alpha}) brings it to ${median("aware").toFixed(1)}× over ${aware.pairs.length} pairs.`,
-      result: { alpha: aware.alpha, pairs: aware.pairs, activations: aware.activations, relu6Replaced: aware.relu6Replaced, relu6Rescaled: aware.relu6Rescaled },
+      // With its step, the flow draws this step with activationAwareCleView (channel ranges: no CLE, vanilla, aware).
+      result: { step: aware.step, alpha: aware.alpha, pairs: aware.pairs, activations: aware.activations, relu6Replaced: aware.relu6Replaced, relu6Rescaled: aware.relu6Rescaled, diagnosis: aware.diagnosis },
     };
   },
 };
