@@ -35,6 +35,7 @@ export type { ProgressEvent, ProgressFn } from "./progress";
 
 // 1. Load: a model becomes an explicit graph (and runs).
 export { EXAMPLE_MODEL } from "./example";
+export { TEXT_ENCODER_MODEL, TEXT_ENCODER_EVAL } from "./text-encoder";
 export { loadGraph, loadLayersModelFromFile } from "./graph/load-model";
 export { importLayersModel } from "./graph/import-layers";
 // TF.js graph models (tfjs-converter's format): loadGraph detects them; these read, import and check them directly.
@@ -88,6 +89,10 @@ export { encodingRanges } from "./analysis/ranges";
 export { weightChannelStats } from "./analysis/weight-channels";
 export { activationHistograms } from "./analysis/histograms";
 export { activationAxes } from "./analysis/activation-axes";
+export { outlierDimensions, sequenceRole } from "./analysis/outlier-dimensions";
+export type { OutlierDimensionsResult, OutlierDimensionsOptions, EmbeddingRange, TokenDimensionCell, SequenceNodeSummary, SequenceRole } from "./analysis/outlier-dimensions";
+export { outlierFixes } from "./analysis/outlier-fixes";
+export type { OutlierFixesResult, OutlierFixesOptions, OutlierFixRow } from "./analysis/outlier-fixes";
 export { meanShifts } from "./fix/bias-correction";
 export type { MeanShiftRow, MeanShiftsResult } from "./fix/bias-correction";
 export { modelCost } from "./fix/cost";
@@ -147,6 +152,8 @@ export { rangesView } from "../widgets/ranges-view";
 export { weightChannelsView } from "../widgets/weight-channels-view";
 export { histogramView } from "../widgets/histogram-view";
 export { activationAxesView } from "../widgets/activation-axes-view";
+export { outlierDimensionsView } from "../widgets/outlier-dimensions-view";
+export { outlierFixesView } from "../widgets/outlier-fixes-view";
 export { layerExplorerView } from "../widgets/layer-explorer-view";
 export { bitwidthView } from "../widgets/bitwidth-view";
 export { flowView, fixStepView } from "../widgets/flow-view";

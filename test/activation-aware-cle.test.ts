@@ -136,6 +136,13 @@ describe("activation-aware CLE", () => {
       assert.equal(r.pairs.length, 10);
       assert.equal(r.relu6Rescaled.length, 10);
       assert.equal(r.examples, 128);
+      // Built with Graph.edit: the new graph records what it scaled (both layers of every pair, and each ReLU6's clips).
+      const edited = r.graph.edits.filter((e) => e.by === "activation-aware-cle");
+      for (const p of r.pairs) {
+        assert.ok(edited.some((e) => e.kind === "params" && e.node === p.first), `${p.first} not recorded`);
+        assert.ok(edited.some((e) => e.kind === "params" && e.node === p.second), `${p.second} not recorded`);
+      }
+      assert.equal(edited.filter((e) => e.kind === "attrs" && r.relu6Rescaled.includes(e.node)).length, 10);
       const [a] = forward(r.graph, x);
       const [b] = forward(graph, x);
       assert.ok(relDiff(a, b) < 1e-5, `FP32 changed by ${relDiff(a, b)}`);

@@ -11,6 +11,8 @@ import "./ranges-view";
 import "./weight-channels-view";
 import "./histogram-view";
 import "./activation-axes-view";
+import "./outlier-dimensions-view";
+import "./outlier-fixes-view";
 import "./flow-view";
 import "./pareto-view";
 import "./training-curve-view";

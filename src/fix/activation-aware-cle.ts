@@ -1,8 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { EvaluationOptions } from "../analysis/evaluation";
 import { Dataset } from "../data/types";
-import { Graph } from "../graph/graph";
-import { GraphNode, Params } from "../graph/types";
+import { Graph, GraphEditor } from "../graph/graph";
 import { ProgressFn } from "../progress";
 import { forEachBatch } from "../runner/for-each-batch";
 import { forward } from "../runner/forward";
@@ -156,18 +155,23 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
   // 3. Pre-activation channel ranges (before any copy is made: a bad dataset leaks nothing).
   const { preAct, examples } = await measurePreActivations(source, pairs, data, options.onProgress);
 
-  // 4. Passes over copies of the parameters.
-  const params = new Map(source.nodes.map((n) => [n.name, Object.fromEntries(Object.entries(n.params).map(([k, t]) => [k, tf.clone(t)])) as Params]));
-  const attrs = new Map(source.nodes.map((n) => [n.name, { ...n.attrs }]));
+  // 4. Passes over the pairs, as edits of the source graph (Graph.edit through a GraphEditor).
+  const editor = new GraphEditor(source, "activation-aware-cle");
   try {
     const clipped = (p: Pair) => p.act !== undefined && p.act.attrs.maxValue != null;
-    const clipOf = (p: Pair) => (clipped(p) && relu6 !== "relu" ? (p.act!.attrs.maxValue as number) : Infinity);
+    /** Channel i's clip: a ReLU6's 6, or the per-channel clips an earlier CLE ("per-channel" ReLU6 mode) left. */
+    const clipAt = (p: Pair, i: number) => {
+      const max = p.act!.attrs.maxValue as number | number[];
+      return Array.isArray(max) ? max[i] : max;
+    };
+    const clipOf = (p: Pair, i: number) => (clipped(p) && relu6 !== "relu" ? clipAt(p, i) : Infinity);
+    const perChannelClips = pairs.filter((p) => clipped(p) && Array.isArray(p.act!.attrs.maxValue)).map((p) => p.act!.name);
+    if (relu6 === "keep" && perChannelClips.length) throw new Error(`activationAwareCle: relu6 "keep" needs one clip per activation, but ${perChannelClips[0]} has per-channel clips (from an earlier CLE); use relu6 "per-channel"`);
     /** max |a_i| before any scaling, from the pre-activation min/max and what the activation does. */
     const activationRange = (p: Pair): number[] => {
       const { min, max } = preAct.get(p.first.name)!;
       if (!p.act && p.first.attrs.activation === "linear") return max.map((m, i) => Math.max(Math.abs(m), Math.abs(min[i])));
-      const clip = clipOf(p);
-      return max.map((m) => Math.min(Math.max(m, 0), clip));
+      return max.map((m, i) => Math.min(Math.max(m, 0), clipOf(p, i)));
     };
     const r0 = new Map(pairs.map((p) => [p.first.name, activationRange(p)]));
     const scales: Record<string, number[]> = {};
@@ -176,8 +180,8 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
       for (const p of pairs) {
         const a = KERNEL_AXES[p.first.op];
         const b = KERNEL_AXES[p.second.op];
-        const r1 = channelRanges(params.get(p.first.name)![a.param], a.outAxis);
-        const r2 = channelRanges(params.get(p.second.name)![b.param], b.inAxis);
+        const r1 = channelRanges(editor.param(p.first.name, a.param)!, a.outAxis);
+        const r2 = channelRanges(editor.param(p.second.name, b.param)!, b.inAxis);
         if (r1.length !== r2.length) throw new Error(`cannot equalize "${p.first.name}" → "${p.second.name}": ${r1.length} output channels feed ${r2.length} input channels`);
         const S = scales[p.first.name] ?? r1.map(() => 1);
         // W1's input does not move when W1 is scaled: the activation is the measured one over the accumulated scale.
@@ -185,35 +189,33 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
         let s = awareScales(r1, r2, ra, alpha);
         if (relu6 === "keep" && clipped(p)) s = boundByClip(s, S, preAct.get(p.first.name)!.max, p.act!.attrs.maxValue as number, bound, p.act!.name);
         scales[p.first.name] = S.map((v, i) => v * s[i]);
-        scaleLayers(params, attrs, p, s);
+        scaleLayers(editor, p, s);
       }
     }
     // Vanilla CLE's own scales (same pairs and passes), for the comparison.
     const vanillaRun = crossLayerEqualization(source, { iterations, relu6: relu6 === "relu" ? "relu" : "per-channel" });
     const vanilla = vanillaRun.scales;
     /** The weights take on what the activations give up: the wider of W1's output-channel and W2's input-channel spreads. */
-    const weightSpread = (p: Pair, paramsOf: (name: string) => Params) => {
+    const weightSpread = (p: Pair, paramOf: (node: string, key: string) => tf.Tensor) => {
       const a = KERNEL_AXES[p.first.op];
       const b = KERNEL_AXES[p.second.op];
-      return Math.max(spread(channelRanges(paramsOf(p.first.name)[a.param], a.outAxis)), spread(channelRanges(paramsOf(p.second.name)[b.param], b.inAxis)));
+      return Math.max(spread(channelRanges(paramOf(p.first.name, a.param), a.outAxis)), spread(channelRanges(paramOf(p.second.name, b.param), b.inAxis)));
     };
     const weightRatios = pairs.map((p) => ({
-      original: weightSpread(p, (n) => source.node(n).params),
-      cle: weightSpread(p, (n) => vanillaRun.graph.node(n).params),
-      aware: weightSpread(p, (n) => params.get(n)!),
+      original: weightSpread(p, (n, k) => source.node(n).params[k]),
+      cle: weightSpread(p, (n, k) => vanillaRun.graph.node(n).params[k]),
+      aware: weightSpread(p, (n, k) => editor.param(n, k)!),
     }));
     vanillaRun.graph.dispose();
     // ReLU6 as the mode says: ReLU, per-channel clips 6/S_i, or kept.
     const relu6Replaced: string[] = [];
     const relu6Rescaled: string[] = [];
     for (const p of pairs.filter(clipped)) {
-      const act = attrs.get(p.act!.name)!;
       if (relu6 === "relu") {
-        act.maxValue = null;
+        editor.setAttr(p.act!.name, "maxValue", null);
         relu6Replaced.push(p.act!.name);
       } else if (relu6 === "per-channel") {
-        const max = p.act!.attrs.maxValue as number;
-        act.maxValue = scales[p.first.name].map((s) => max / s);
+        editor.setAttr(p.act!.name, "maxValue", scales[p.first.name].map((s, i) => clipAt(p, i) / s));
         relu6Rescaled.push(p.act!.name);
       }
     }
@@ -222,14 +224,13 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
     const activations = pairs.map((p, index): ActivationChannelRanges => {
       const r = r0.get(p.first.name)!;
       // Vanilla CLE's ReLU6 follows the same mode; "keep" is not one of its modes: compare with per-channel clips.
-      const original = clipped(p) && relu6 === "relu" ? activationRangeWithClip(preAct.get(p.first.name)!.max, p.act!.attrs.maxValue as number) : r;
+      const original = clipped(p) && relu6 === "relu" ? activationRangeWithClip(preAct.get(p.first.name)!.max, (i) => clipAt(p, i)) : r;
       const cle = r.map((v, i) => v / vanilla[p.first.name][i]);
       const aware = r.map((v, i) => v / scales[p.first.name][i]);
       return { index, first: p.first.name, second: p.second.name, activation: (p.act ?? p.first).name, original, cle, aware, ratio: { original: spread(original), cle: spread(cle), aware: spread(aware) }, weightRatio: weightRatios[index] };
     });
     const relu6Bound = [...bound].map(([activation, b]) => ({ activation, pinned: b.pinned.size, capped: b.capped.size }));
-    const nodes = source.nodes.map((n) => ({ ...n, params: params.get(n.name)!, attrs: attrs.get(n.name)! }));
-    const graph = new Graph({ name: source.name, nodes, inputs: [...source.inputs], outputs: [...source.outputs] });
+    const graph = editor.build();
 
     // 6. The simulation over the result, and scores.
     let next: QuantSim | undefined;
@@ -269,10 +270,9 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
       ...(scores ? { scores } : {}),
       diagnosis: diagnose(activations, alpha, relu6, relu6Bound, scores),
     };
-  } catch (err) {
-    // Disposing twice is harmless: a graph built from these tensors and disposed on the way out freed some already.
-    for (const p of params.values()) tf.dispose(Object.values(p));
-    throw err;
+  } finally {
+    // Frees the scaled tensors when no graph was built from them (error paths); a no-op after build().
+    editor.dispose();
   }
 }
 
@@ -324,26 +324,18 @@ function boundByClip(s: number[], S: number[], preMax: number[], clip: number, b
   });
 }
 
-function scaleLayers(params: Map<string, Params>, attrs: Map<string, Record<string, unknown>>, p: Pair, s: number[]): void {
+function scaleLayers(editor: GraphEditor, p: Pair, s: number[]): void {
   const a = KERNEL_AXES[p.first.op];
   const b = KERNEL_AXES[p.second.op];
-  const p1 = params.get(p.first.name)!;
-  const p2 = params.get(p.second.name)!;
-  const scaled1 = tf.tidy(() => tf.div(p1[a.param], tf.tensor(s, broadcastShape(p1[a.param].rank, a.outAxis, s.length))));
-  const scaled2 = tf.tidy(() => tf.mul(p2[b.param], tf.tensor(s, broadcastShape(p2[b.param].rank, b.inAxis, s.length))));
-  p1[a.param].dispose();
-  p2[b.param].dispose();
-  p1[a.param] = scaled1;
-  p2[b.param] = scaled2;
-  if (p1.bias) {
-    const bias = tf.tidy(() => tf.div(p1.bias, tf.tensor1d(s)));
-    p1.bias.dispose();
-    p1.bias = bias;
-  }
+  const w1 = editor.param(p.first.name, a.param)!;
+  const w2 = editor.param(p.second.name, b.param)!;
+  editor.setParam(p.first.name, a.param, tf.tidy(() => tf.div(w1, tf.tensor(s, broadcastShape(w1.rank, a.outAxis, s.length)))));
+  editor.setParam(p.second.name, b.param, tf.tidy(() => tf.mul(w2, tf.tensor(s, broadcastShape(w2.rank, b.inAxis, s.length)))));
+  const bias = editor.param(p.first.name, "bias");
+  if (bias) editor.setParam(p.first.name, "bias", tf.tidy(() => tf.div(bias, tf.tensor1d(s))));
   // Output channel i is divided by s_i, and so is the BatchNorm distribution folded into it.
-  const a1 = attrs.get(p.first.name)!;
-  const stats = batchNormStatsOf({ ...p.first, attrs: a1 } as GraphNode);
-  if (stats) a1.batchNormStats = { mean: stats.mean.map((m, i) => m / s[i]), std: stats.std.map((d, i) => d / s[i]) };
+  const stats = batchNormStatsOf({ ...p.first, attrs: editor.attrsOf(p.first.name) });
+  if (stats) editor.setAttr(p.first.name, "batchNormStats", { mean: stats.mean.map((m, i) => m / s[i]), std: stats.std.map((d, i) => d / s[i]) });
 }
 
 /** Per-channel min and max of each pair's first-layer output (before the ReLU between the pair), over the data. */
@@ -375,8 +367,8 @@ function broadcastShape(rank: number, axis: number, n: number): number[] {
   return Array.from({ length: rank }, (_, i) => (i === axis ? n : 1));
 }
 
-function activationRangeWithClip(preMax: number[], clip: number): number[] {
-  return preMax.map((m) => Math.min(Math.max(m, 0), clip));
+function activationRangeWithClip(preMax: number[], clip: (channel: number) => number): number[] {
+  return preMax.map((m, i) => Math.min(Math.max(m, 0), clip(i)));
 }
 
 /** Largest over (lower) median channel range, channels with a non-zero range only; 1 when all are equal. */

@@ -1,6 +1,7 @@
 import { scoreAll } from "../analysis/evaluation";
 import { sweepDisabled, SweepResult } from "../analysis/sweeps";
 import { weightChannelStats } from "../analysis/weight-channels";
+import { activationAwareCle } from "../fix/activation-aware-cle";
 import { crossLayerEqualization } from "../fix/cross-layer-equalization";
 import { foldBatchNorms } from "../fix/fold-batch-norm";
 import { highBiasAbsorption } from "../fix/high-bias-absorption";
@@ -167,6 +168,59 @@ const rangeSetting: FlowFix = {
   },
 };
 
+/**
+ * Vanilla CLE leaves activations "uneven" when the typical pair's widest
+ * activation channel is this many times its median one: a per-tensor grid then
+ * gives the median channel at most two thirds of its steps.
+ */
+export const UNEVEN_ACTIVATIONS = 1.5;
+
+/**
+ * Activation-aware CLE (α = 0.5), tried when vanilla CLE leaves the activations
+ * between its pairs uneven (the guidebook: "adjust CLE to take activation
+ * quantization ranges into account, as vanilla CLE can lead to uneven activation
+ * distribution"). On a graph vanilla CLE already equalized, it starts from there.
+ * Its FlowBox is cross-layer-equalization's: the same pairs, other scales.
+ */
+const activationAwareCleFix: FlowFix = {
+  box: "cross-layer-equalization",
+  title: "Activation-aware cross-layer equalization",
+  kind: "fix",
+  async run(ctx) {
+    let aware: Awaited<ReturnType<typeof activationAwareCle>>;
+    try {
+      aware = await activationAwareCle(ctx.graph, { data: ctx.calibration, alpha: 0.5, relu6: ctx.options.relu6 === "per-channel" ? "per-channel" : "relu", onProgress: ctx.options.onProgress });
+    } catch (err) {
+      if (/found no layer pair/.test((err as Error).message)) return { skip: (err as Error).message };
+      throw err;
+    }
+    const median = (key: "cle" | "aware") => {
+      const v = aware.activations.map((a) => a.ratio[key]).sort((a, b) => a - b);
+      return v[(v.length - 1) >> 1];
+    };
+    const vanillaCle = ctx.graph.edits.some((e) => e.by === "cross-layer-equalization");
+    const ranges = `the typical pair's widest activation channel is ${median("cle").toFixed(1)}× its median one ${vanillaCle ? "after the CLE applied above" : "after vanilla CLE"}`;
+    if (median("cle") < UNEVEN_ACTIVATIONS) {
+      aware.graph.dispose();
+      return { skip: `vanilla CLE leaves the activation ranges even enough: ${ranges} (below ${UNEVEN_ACTIVATIONS}×).` };
+    }
+    let sim: QuantSim;
+    try {
+      sim = await recalibrated(ctx, aware.graph);
+    } catch (err) {
+      aware.graph.dispose();
+      throw err;
+    }
+    return {
+      graph: aware.graph,
+      sim,
+      finding: `Vanilla CLE leaves the activations uneven (${ranges}); weighing the activation ranges in (α = ${aware.alpha}) brings it to ${median("aware").toFixed(1)}× over ${aware.pairs.length} pairs.`,
+      // With its step, the flow draws this step with activationAwareCleView (channel ranges: no CLE, vanilla, aware).
+      result: { step: aware.step, alpha: aware.alpha, pairs: aware.pairs, activations: aware.activations, relu6Replaced: aware.relu6Replaced, relu6Rescaled: aware.relu6Rescaled, diagnosis: aware.diagnosis },
+    };
+  },
+};
+
 const sensitivities = new WeakMap<FlowContext, SweepResult>();
 
 const perLayerAnalysis: FlowFix = {
@@ -261,6 +315,6 @@ const qatFix: FlowFix = {
 
 /** Weight fixes, in the guidebook's order. */
 export const WEIGHT_FIXES: FlowFix[] = [foldBatchNorm, crossLayerEqualizationFix, highBiasAbsorptionFix, perChannel, biasCorrectionFix, adaroundFix];
-export const ACTIVATION_FIXES: FlowFix[] = [rangeSetting];
+export const ACTIVATION_FIXES: FlowFix[] = [activationAwareCleFix, rangeSetting];
 /** After both sides: find the sensitive quantizers and raise them, then train. */
 export const LAST_RESORT_FIXES: FlowFix[] = [perLayerAnalysis, fixQuantizers, qatFix];

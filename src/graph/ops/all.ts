@@ -3,6 +3,7 @@ import "./activation";
 import "./batch-norm";
 import "./conv1d";
 import "./conv2d";
+import "./dot";
 import "./dense";
 import "./depthwise-conv2d";
 import "./embedding";
