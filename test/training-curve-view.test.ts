@@ -43,7 +43,7 @@ describe("training curve view", () => {
     assert.equal(s.params, undefined, "no picker for a single run");
     // The reading names the series with their first and last values.
     const subtitle = s.title.subtitle.join(" ");
-    assert.match(subtitle, /accuracy 0\.736 → 0\.945 \(step 0 → 32\)/);
+    assert.match(subtitle, /accuracy 73\.60 % → 94\.50 % \(step 0 → 32\)/);
     assert.match(subtitle, /loss 0\.800 → 0\.2/);
     assert.match(svg, /loss/);
     assert.match(svg, /accuracy/);

@@ -1,9 +1,11 @@
 import { registerView } from "./registry";
-import { COLORS, NAME_AXIS, View, view, WIDTH } from "./spec";
+import { COLORS, metricFormat, NAME_AXIS, View, view, WIDTH } from "./spec";
 
 interface RangeSettingRecord {
   rows: { method: string; score: number }[];
   current: string;
+  /** The scores' metric (a score result's `metric`): accuracy reads as percentages, on an axis named after it. */
+  metric?: { metric: string; label?: string };
 }
 
 interface RaisedRecord {
@@ -14,14 +16,21 @@ interface RaisedRecord {
 export function rangeSettingView(result: RangeSettingRecord): View {
   const best = result.rows.reduce((a, b) => (b.score > a.score ? b : a));
   const rows = result.rows.map((r, order) => ({ ...r, order, best: r.method === best.method ? "best" : "" }));
+  const format = metricFormat(result.metric);
   return view(`Activation range setting: ${best.method} scores best`, `Each method sets every activation range from the same calibration statistics (the simulation used ${result.current}).`, {
     width: WIDTH - 120,
     height: { step: 22 },
     data: { values: rows },
     encoding: { y: { field: "method", type: "nominal", sort: { field: "order" }, title: null, axis: NAME_AXIS } },
     layer: [
-      { mark: { type: "point", filled: true, size: 90, color: COLORS.activations }, encoding: { x: { field: "score", type: "quantitative", scale: { zero: false, padding: 30 }, title: "score" }, tooltip: [{ field: "method" }, { field: "score", format: ".4~g" }] } },
-      { mark: { type: "text", align: "left", dx: 8, fontSize: 11 }, encoding: { x: { field: "score", type: "quantitative" }, text: { field: "score", format: ".4~g" } } },
+      {
+        mark: { type: "point", filled: true, size: 90, color: COLORS.activations },
+        encoding: {
+          x: { field: "score", type: "quantitative", scale: { zero: false, padding: 30 }, title: result.metric?.label ?? "score", axis: { format: format.axis } },
+          tooltip: [{ field: "method" }, { field: "score", format: format.score }],
+        },
+      },
+      { mark: { type: "text", align: "left", dx: 8, fontSize: 11 }, encoding: { x: { field: "score", type: "quantitative" }, text: { field: "score", format: format.score } } },
     ],
   });
 }

@@ -1,5 +1,5 @@
 import type { CurvePoint } from "../src/fix/training-curve";
-import { View, view, WIDTH } from "./spec";
+import { metricFormat, View, view, WIDTH } from "./spec";
 import { registerView } from "./registry";
 
 export interface TrainingCurveViewOptions {
@@ -101,7 +101,8 @@ function reading(curve: readonly CurvePoint[], runs: string[], series: string[])
     const points = curve.filter((p) => p.series === s).sort((a, b) => a.step - b.step);
     const first = points[0];
     const last = points[points.length - 1];
-    return points.length > 1 ? `${s} ${fmt(first.value)} → ${fmt(last.value)} (step ${first.step} → ${last.step})` : `${s} ${fmt(first.value)} at step ${first.step}`;
+    const f = (v: number) => fmt(v, s);
+    return points.length > 1 ? `${s} ${f(first.value)} → ${f(last.value)} (step ${first.step} → ${last.step})` : `${s} ${f(first.value)} at step ${first.step}`;
   });
   return `${runs[0]}: ${changes.join("; ")}. ${guide}`;
 }
@@ -116,7 +117,9 @@ function countBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
   return counts;
 }
 
-function fmt(v: number): string {
+/** A value as read: accuracy-like series as percentages (as every other view shows them), others to 3–4 digits. */
+function fmt(v: number, series = ""): string {
+  if (series === "accuracy" || series === "agreement") return metricFormat({ metric: series }).text(v);
   return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(3) : v.toPrecision(3);
 }
 
