@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { loadGraph } from "../src/graph/load-model";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { asTensor, registerFastBatchNormGradient, registerWasmGradientKernels } from "../src/train/wasm-gradient-kernels";
 import { EXAMPLE_MODEL } from "../test/fixtures/models";
 import { compareMs } from "./timing";

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { loadGraph, loadLayersModelFromFile } from "../src/graph/load-model";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { nsfwjsMobileNetV2 } from "../test/fixtures/models";
 import { compareMs } from "./timing";
 

@@ -1,7 +1,7 @@
 import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { loadGraph, loadGraphModelFromFile } from "../src/graph/load-model";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { compareMs } from "./timing";
 
 export interface GraphModelForwardBench {

@@ -7,7 +7,7 @@ import { engineThreads } from "../src/engine/onnx/runtime";
 import { foldBatchNorms } from "../src/fix/fold-batch-norm";
 import { loadGraph } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { nsfwjsMobileNetV2 } from "../test/fixtures/models";
 import { compareMs, medianMs } from "./timing";
 

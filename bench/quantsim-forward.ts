@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { loadGraph } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { nsfwjsMobileNetV2 } from "../test/fixtures/models";
 import { compareMs } from "./timing";
 

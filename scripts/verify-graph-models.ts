@@ -11,9 +11,9 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { ensureBackend } from "../src/backend";
 import { loadGraph, LoadGraphOptions, loadGraphModelFromFile } from "../src/graph/load-model";
-import { verifyAgainstGraphModel } from "../src/graph/tf-graph/verify-graph-model";
+import { verifyAgainstGraphModel } from "../src/engine/verify-graph-model";
 import { placeQuantizers } from "../src/quant/placement";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { decodeImage } from "../src/data/images";
 import { Graph } from "../src/graph/graph";
 

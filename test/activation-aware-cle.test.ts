@@ -8,7 +8,7 @@ import { Graph } from "../src/graph/graph";
 import { importLayersModel } from "../src/graph/import-layers";
 import { loadGraph } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { activationAwareCleView } from "../widgets/activation-aware-cle-view";
 import { viewOf } from "../src/display/show";
 import { EXAMPLE_MODEL } from "./fixtures/models";

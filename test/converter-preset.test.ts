@@ -4,7 +4,7 @@ import * as path from "path";
 import * as tf from "@tensorflow/tfjs";
 import { loadGraph } from "../src/graph/load-model";
 import { converterFlags, converterQuantize, decode, fromHalfBits, resolvePreset, simulateConverter, toHalfBits } from "../src/quant/converter-preset";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { setupBackend } from "./helpers";
 import { nsfwjsMobileNetV2 } from "./fixtures/models";
 

@@ -5,7 +5,7 @@ import { batchNormStatsOf, foldBatchNorms } from "../src/fix/fold-batch-norm";
 import { Graph } from "../src/graph/graph";
 import { importLayersModel } from "../src/graph/import-layers";
 import { loadGraph } from "../src/graph/load-model";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { EXAMPLE_MODEL } from "./fixtures/models";
 import { buildOutlierModel } from "./fixtures/small-models";
 import { assertNoLeak, setupBackend } from "./helpers";

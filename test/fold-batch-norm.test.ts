@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { batchNormStatsOf, foldBatchNorms } from "../src/fix/fold-batch-norm";
 import { loadGraph } from "../src/graph/load-model";
 import { importLayersModel } from "../src/graph/import-layers";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { EXAMPLE_MODEL, buildZooModel, nsfwjsMobileNetV2 } from "./fixtures/models";
 import { assertNoLeak, randomizeWeights, setupBackend } from "./helpers";
 

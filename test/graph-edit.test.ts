@@ -1,7 +1,7 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { Graph, GraphEditor } from "../src/graph/graph";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import "../src/graph/ops/all";
 import { assertNoLeak, setupBackend } from "./helpers";
 

@@ -8,7 +8,7 @@ import { loadGraph, loadGraphModelFromFile } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
 import { weightsVsActivations } from "../src/analysis/weights-vs-activations";
 import { toDataset } from "../src/data/dataset";
-import { verifyAgainstGraphModel } from "../src/graph/tf-graph/verify-graph-model";
+import { verifyAgainstGraphModel } from "../src/engine/verify-graph-model";
 import { placeQuantizers } from "../src/quant/placement";
 import { assertNoLeak, setupBackend } from "./helpers";
 import { packageDir } from "./fixtures/models";

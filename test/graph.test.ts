@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { importLayersModel } from "../src/graph/import-layers";
 import { loadGraph, loadLayersModelFromFile } from "../src/graph/load-model";
 import { verifyAgainstModel } from "../src/runner/verify";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { supportedLayerClasses } from "../src/graph/registry";
 import { buildZooModel, esrganSlim, nsfwjsMobileNetV2 } from "./fixtures/models";
 import { saveModel } from "./fixtures/save-model";

@@ -10,7 +10,7 @@ import { Graph } from "../src/graph/graph";
 import { importLayersModel } from "../src/graph/import-layers";
 import { loadGraph } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { EXAMPLE_MODEL } from "./fixtures/models";
 import { assertNoLeak, setupBackend, sliceDataset } from "./helpers";
 

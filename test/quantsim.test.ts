@@ -5,7 +5,7 @@ import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { Graph } from "../src/graph/graph";
 import { importLayersModel } from "../src/graph/import-layers";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { QuantSim } from "../src/quant/quantsim";
 import { exportEncodings, importEncodings, quantizerArgs } from "../src/quant/aimet-encodings";
 import { fp32SanityCheck } from "../src/quant/sanity-check";

@@ -6,7 +6,7 @@ import { OnnxProgram } from "../src/engine/onnx/program";
 import { Graph } from "../src/graph/graph";
 import { loadGraph, loadLayersModelFromFile } from "../src/graph/load-model";
 import { QuantSim } from "../src/quant/quantsim";
-import { forward } from "../src/runner/forward";
+import { forward } from "../src/graph/forward";
 import { verifyAgainstModel } from "../src/runner/verify";
 import { assertNoLeak, setupBackend } from "./helpers";
 import { ROOT } from "./fixtures/models";

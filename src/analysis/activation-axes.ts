@@ -3,7 +3,7 @@ import { Dataset, requireData } from "../data/types";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
 import { forEachBatch } from "../runner/for-each-batch";
-import { forward } from "../runner/forward";
+import { forward } from "../graph/forward";
 
 /** Statistics of one slice of an activation (one channel, one token or one embedding dimension). */
 export interface AxisStatsRow {

@@ -5,7 +5,7 @@ import { GraphNode } from "../graph/types";
 import { ProgressFn } from "../progress";
 import { QuantSim } from "../quant/quantsim";
 import { forEachBatch } from "../runner/for-each-batch";
-import { forward } from "../runner/forward";
+import { forward } from "../graph/forward";
 
 /** Where a [batch, tokens, dim] activation sits in a transformer, read from the graph. */
 export type SequenceRole = "layerNormInput" | "residual" | "attention" | "other";

@@ -6,7 +6,7 @@ import { computeEncoding, Encoding } from "../quant/encoding";
 import { fakeQuant } from "../quant/fake-quant";
 import { QuantSim } from "../quant/quantsim";
 import { forEachBatch } from "../runner/for-each-batch";
-import { forward } from "../runner/forward";
+import { forward } from "../graph/forward";
 import { sequenceRole } from "./outlier-dimensions";
 
 export interface OutlierFixesOptions {

@@ -4,7 +4,7 @@ import { MetricAccumulator, MetricName } from "../eval/metric";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
 import { forEachBatch } from "../runner/for-each-batch";
-import { forward } from "../runner/forward";
+import { forward } from "../graph/forward";
 import { forwardKeepingAll, unchangedBy } from "../runner/intermediates";
 import { QuantSim } from "../quant/quantsim";
 import { onnxCanRun } from "../engine/onnx/support";

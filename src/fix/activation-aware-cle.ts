@@ -4,7 +4,7 @@ import { Dataset } from "../data/types";
 import { Graph, GraphEditor } from "../graph/graph";
 import { ProgressFn } from "../progress";
 import { forEachBatch } from "../runner/for-each-batch";
-import { forward } from "../runner/forward";
+import { forward } from "../graph/forward";
 import { QuantSim } from "../quant/quantsim";
 import { BeforeAfter, scoreBeforeAfter } from "./before-after";
 import { crossLayerEqualization, equalizingScales, findPairs, RejectedPair } from "./cross-layer-equalization";

@@ -3,7 +3,7 @@ import { count } from "./fix-result";
 import { takeExamples } from "../data/take";
 import { Dataset } from "../data/types";
 import { GraphNode, Params } from "../graph/types";
-import { forward } from "../runner/forward";
+import { forward } from "../graph/forward";
 import { forEachBatch } from "../runner/for-each-batch";
 import { mulberry32 } from "../quant/fake-quant-kernel";
 import { QuantSim } from "../quant/quantsim";

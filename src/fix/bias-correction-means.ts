@@ -6,7 +6,7 @@ import { getOp } from "../graph/registry";
 import { GraphNode, Params } from "../graph/types";
 import { QuantizerKind } from "../quant/placement";
 import { QuantSim } from "../quant/quantsim";
-import { NodeHook } from "../runner/forward";
+import { NodeHook } from "../graph/forward";
 import { runDataset } from "../runner/run-dataset";
 
 /** Per-output-channel means of a layer's pre-activation output, FP32 and simulated: what bias correction measures, and meanShifts reports. */

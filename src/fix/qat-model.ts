@@ -5,7 +5,7 @@ import { GraphNode, Params } from "../graph/types";
 import { computeEncoding, Encoding } from "../quant/encoding";
 import { fakeQuant } from "../quant/fake-quant";
 import { QuantSim } from "../quant/quantsim";
-import { forward, NodeHook } from "../runner/forward";
+import { forward, NodeHook } from "../graph/forward";
 import { learnedRangeFakeQuant, projectRange } from "./learned-range";
 import { QatLoss } from "./qat-options";
 import { HostExamples, gather } from "./qat-data";

@@ -3,7 +3,7 @@ import { Dataset } from "../data/types";
 import { Graph } from "../graph/graph";
 import { Params } from "../graph/types";
 import { ProgressFn } from "../progress";
-import { forward, ForwardOptions, GraphInputs, NodeHook } from "../runner/forward";
+import { forward, ForwardOptions, GraphInputs, NodeHook } from "../graph/forward";
 import { runDataset, RunDatasetOptions, RunSummary } from "../runner/run-dataset";
 import { computeEncoding, Encoding } from "./encoding";
 import { fakeQuant } from "./fake-quant";

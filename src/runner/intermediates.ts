@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { Graph } from "../graph/graph";
-import { forward, GraphInputs } from "./forward";
+import { forward, GraphInputs } from "../graph/forward";
 
 /**
  * One FP32 pass that keeps every node's output, for analyses that start later

@@ -3,7 +3,7 @@ import { Batch, Dataset } from "../data/types";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
 import { forEachBatch, RunSummary } from "./for-each-batch";
-import { forward, ForwardOptions } from "./forward";
+import { forward, ForwardOptions } from "../graph/forward";
 
 export type { RunSummary };
 

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { forward } from "./forward";
+import { forward } from "../graph/forward";
 import { Graph } from "../graph/graph";
 
 export interface VerifyOptions {

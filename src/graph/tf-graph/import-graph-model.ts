@@ -10,6 +10,7 @@ import { controlFlowError, cutHint, cutPoints } from "./control-flow";
 import { uniqueLabels } from "./labels";
 import { getTfLowering, PASS_OPS, supportedTfOps, TfLoweringContext } from "./lowering";
 import { parseNode, parseRef, RawTfNode, refKey, TfNode, TfRef } from "./tf-node";
+import { forward } from "../forward";
 
 export interface GraphModelImportOptions {
   /**
@@ -371,8 +372,6 @@ function weightNames(params: Params, read: Map<string, string>): Record<string, 
 function withBatchAxes(name: string, nodes: GraphNode[], inputs: string[], outputs: string[], shapes: Map<string, number[]>): Graph {
   const fixed = new Graph({ name, nodes: nodes.map((n) => ({ ...n, outputShape: shapes.get(n.name)! })), inputs, outputs });
   const seen = new Map<string, number[]>();
-  // Imported lazily: the runner imports the graph module, which this file is part of.
-  const { forward } = require("../../runner/forward") as typeof import("../../runner/forward");
   const batch = inputs.map((i) => {
     const s = [2, ...shapes.get(i)!.slice(1)];
     return fixed.node(i).attrs.dtype === "int32" ? tf.zeros(s, "int32") : tf.randomUniform(s, 0, 1, "float32", 2);

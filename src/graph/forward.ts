@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
-import { Graph } from "../graph/graph";
-import { getOp } from "../graph/registry";
-import { GraphNode, Params } from "../graph/types";
+import { Graph } from "./graph";
+import { getOp } from "./registry";
+import { GraphNode, Params } from "./types";
 
 /**
  * Called with every node's output as it is computed (input nodes included).

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
-import { forward } from "../../runner/forward";
-import { Graph } from "../graph";
+import { forward } from "../graph/forward";
+import { Graph } from "../graph/graph";
 
 export interface OutputDifference {
   output: string;
@@ -76,8 +76,8 @@ export async function verifyAgainstGraphModel(graph: Graph, model: tf.GraphModel
 
 /** The graph's FP32 outputs from ONNX Runtime, through the lowering the engine uses. */
 async function onnxForward(graph: Graph, inputs: tf.Tensor[]): Promise<tf.Tensor[]> {
-  const { lowerGraph } = await import("../../engine/onnx/lower-graph");
-  const { createSession, toOrtTensor } = await import("../../engine/onnx/runtime");
+  const { lowerGraph } = await import("./onnx/lower-graph");
+  const { createSession, toOrtTensor } = await import("./onnx/runtime");
   const lowered = lowerGraph(graph);
   const session = await createSession(lowered.bytes, { threads: 1 });
   try {
