@@ -10,6 +10,7 @@ import { encodingRanges } from "../src/analysis/ranges";
 import { weightChannelStats } from "../src/analysis/weight-channels";
 import { activationHistograms } from "../src/analysis/histograms";
 import { activationAxes } from "../src/analysis/activation-axes";
+import { PNG } from "pngjs";
 import { mimeBundle } from "../src/display/bundle";
 import { View } from "../widgets/spec";
 import { sanityView } from "../widgets/sanity-view";
@@ -68,6 +69,19 @@ describe("views", () => {
     assert.equal(png.subarray(1, 4).toString("latin1"), "PNG");
     const size = bundle.metadata["image/png"] as { width: number; height: number };
     assert.ok(size.width > 300 && size.height > 100, JSON.stringify(size));
+    // Cropped to what is drawn: the last drawn column is within the 8 px margin (16 at 2x) of the right edge.
+    const image = PNG.sync.read(png);
+    let right = 0;
+    for (let y = 0; y < image.height; y++) {
+      for (let x = image.width - 1; x > right; x--) {
+        const i = 4 * (y * image.width + x);
+        if (image.data[i] < 250 || image.data[i + 1] < 250 || image.data[i + 2] < 250) {
+          right = x;
+          break;
+        }
+      }
+    }
+    assert.ok(image.width - 1 - right <= 17, `blank right margin of ${image.width - 1 - right} px in a ${image.width} px PNG`);
   });
 
   it("widgets are Vega-Lite params bound to inputs: threshold slider, layer and quantizer pickers", () => {

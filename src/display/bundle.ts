@@ -17,7 +17,7 @@ export interface MimeBundle {
 
 export async function mimeBundle(view: View, text: string): Promise<MimeBundle> {
   const svg = await renderSvg(view);
-  const png = new Resvg(svg, { fitTo: { mode: "zoom", value: 2 }, font: { loadSystemFonts: true, defaultFontFamily: "DejaVu Sans" }, background: "white" }).render().asPng();
+  const png = pngOf(svg);
   return {
     data: {
       [VEGALITE_MIME]: view,
@@ -30,4 +30,25 @@ export async function mimeBundle(view: View, text: string): Promise<MimeBundle> 
       "image/png": { width: Math.round(png.readUInt32BE(16) / 2), height: Math.round(png.readUInt32BE(20) / 2) },
     },
   };
+}
+
+/**
+ * The SVG as a PNG at twice its size, cropped to what is drawn (plus a small
+ * margin). Vega sizes the canvas from a guess of text widths that runs wider
+ * than the real font, which left up to 40 % of a PNG blank on the right.
+ */
+function pngOf(svg: string): Buffer {
+  // Without the canvas-sized white background, the bounding box is that of the marks and text.
+  const bare = svg.replace(/^(<svg[^>]*>)<rect width="[\d.]+" height="[\d.]+" fill="white"\/>/, "$1");
+  const resvg = new Resvg(bare, { fitTo: { mode: "zoom", value: 2 }, font: { loadSystemFonts: true, defaultFontFamily: "DejaVu Sans" }, background: "white" });
+  const box = resvg.getBBox();
+  if (box) {
+    const margin = 8;
+    box.x -= margin;
+    box.y -= margin;
+    box.width += 2 * margin;
+    box.height += 2 * margin;
+    resvg.cropByBBox(box);
+  }
+  return resvg.render().asPng();
 }
