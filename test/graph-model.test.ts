@@ -69,6 +69,50 @@ describe("TF.js graph models", function () {
     assert.equal(tf.memory().numTensors, before, "loadGraph and dispose leave no tensor");
   });
 
+  it("quantizers follow graph models' data movement and weights: none after BlazeFace's zero channel padding; selfie's transposed convolution gets a per-channel weight quantizer", async () => {
+    const before = tf.memory().numTensors;
+    const blazeface = await loadGraph(human("blazeface-front"));
+    const selfie = await loadGraph(human("selfie"));
+    try {
+      // BlazeFace pads channels with zeros before its residual adds (TF's Pad): 0 is on every grid, so no quantizer.
+      const pads = blazeface.nodes.filter((n) => n.op === "pad");
+      assert.ok(pads.length >= 5 && pads.every((n) => n.attrs.value === 0), `${pads.length} pads`);
+      const sites = placeQuantizers(blazeface, { biases: false });
+      assert.deepEqual(sites.filter((s) => pads.some((p) => p.name === s.node)), []);
+      assert.equal(sites.length, 95);
+
+      // Conv2DBackpropInput: kernel [kh, kw, out, in], output channels on axis 2.
+      const transposed = selfie.nodes.find((n) => n.op === "conv2dTranspose")!;
+      assert.equal(transposed.layerClass, "Conv2DBackpropInput");
+      const site = placeQuantizers(selfie, { biases: false }).find((s) => s.node === transposed.name && s.kind === "weight");
+      assert.deepEqual(site && { name: site.name, axis: site.channelAxis }, { name: `${transposed.name}.kernel`, axis: 2 });
+      const sim = QuantSim.create(selfie, { weights: { bitwidth: 4, perChannel: true }, activations: { enabled: false } });
+      try {
+        const [kh, kw, out, inC] = transposed.params.kernel.shape;
+        assert.equal((sim.encodingOf(site!.name) as unknown[]).length, out);
+        // The simulation keeps its quantized weights (released by dispose, which the test's count checks).
+        const q = sim.quantizedParam(site!.name)!.arraySync() as number[][][][];
+        const float = transposed.params.kernel.arraySync() as number[][][][];
+        let changed = 0;
+        for (let c = 0; c < out; c++) {
+          const levels = new Set<number>();
+          for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < inC; i++) {
+            levels.add(q[y][x][c][i]);
+            if (q[y][x][c][i] !== float[y][x][c][i]) changed++;
+          }
+          assert.ok(levels.size >= 2 && levels.size <= 16, `output channel ${c}: ${levels.size} levels on a 4-bit grid`);
+        }
+        assert.ok(changed > (kh * kw * out * inC) / 2, `${changed} weights moved to the grid`);
+      } finally {
+        sim.dispose();
+      }
+    } finally {
+      blazeface.dispose();
+      selfie.dispose();
+    }
+    assert.equal(tf.memory().numTensors, before, "no tensor left");
+  });
+
   // Selfie segmentation on noise gives masks of ~1e-20, whose relative differences mean nothing: it gets photos.
   for (const { name, engines, photos: usePhotos } of [
     { name: "blazeface-front", engines: ["tfjs", "onnx"] as const, photos: false },
@@ -210,6 +254,33 @@ describe("TF.js graph models", function () {
   describe("bad inputs name the op, node or input", () => {
     it("an op qdebug does not run (centernet's TopKV2)", async () => {
       await assertNoLeak("refused", () => assert.rejects(loadGraph(human("centernet")), /op TopKV2 at node "tower_0\/TopKV2" is not supported.*outputs/));
+    });
+
+    it("a model with no signature: TF.js's own inputs and outputs (BlazeFace without its signature), or an error when an output is not computed", async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-no-signature-"));
+      try {
+        const json = JSON.parse(fs.readFileSync(human("blazeface-front"), "utf8"));
+        delete json.signature;
+        fs.writeFileSync(path.join(dir, "model.json"), JSON.stringify(json));
+        for (const p of json.weightsManifest.flatMap((g: { paths: string[] }) => g.paths)) fs.copyFileSync(path.join(path.dirname(human("blazeface-front")), p), path.join(dir, p));
+        const [withSignature, without] = [await loadGraph(human("blazeface-front")), await loadGraph(path.join(dir, "model.json"))];
+        assert.deepEqual([without.inputs, [...without.outputs].sort()], [withSignature.inputs, [...withSignature.outputs].sort()]);
+        assert.equal(without.nodes.length, withSignature.nodes.length);
+        withSignature.dispose();
+        without.dispose();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      // No placeholder, one constant: TF.js's choice of output is not computed from any input.
+      const model = await tinyGraphModel(
+        [{ name: "w", op: "Const", attr: { dtype: { type: "DT_FLOAT" } } }, { name: "out", op: "Relu", input: ["w"], attr: { T: { type: "DT_FLOAT" } } }],
+        [{ name: "w", shape: [4], values: [1, -2, 3, -4] }],
+      );
+      try {
+        await assertNoLeak("refused", () => assert.rejects(loadGraph(model), /output "out" is a constant, not computed from the inputs/));
+      } finally {
+        model.dispose();
+      }
     });
 
     it("open input sizes without inputShapes, then with them", async () => {

@@ -23,6 +23,8 @@ export interface QuantizerSite {
 const WEIGHTS: Record<string, { param: string; axis: (shape: number[]) => { axis: number; reshape?: number[] } }[]> = {
   conv1d: [{ param: "kernel", axis: () => ({ axis: 2 }) }],
   conv2d: [{ param: "kernel", axis: () => ({ axis: 3 }) }],
+  // A transposed convolution's kernel is [kh, kw, out, in]: its output channels are axis 2.
+  conv2dTranspose: [{ param: "kernel", axis: () => ({ axis: 2 }) }],
   dense: [{ param: "kernel", axis: () => ({ axis: 1 }) }],
   depthwiseConv2d: [{ param: "depthwise_kernel", axis: depthwiseChannels }],
   separableConv2d: [
@@ -39,7 +41,16 @@ function depthwiseChannels(shape: number[]) {
 
 const WEIGHTED = new Set(Object.keys(WEIGHTS));
 /** Ops that only move or select values: their output is on their input's grid already. */
-const PASS_THROUGH = new Set(["flatten", "reshape", "identity", "zeroPad2d", "maxPool2d", "globalMaxPool"]);
+const PASS_THROUGH = new Set([
+  "flatten", "reshape", "identity", "zeroPad2d", "maxPool2d", "globalMaxPool",
+  // Graph models' data movement (TF's Reshape with the batch, Transpose, StridedSlice, Tile, Gather, DepthToSpace).
+  "reshapeAll", "transpose", "stridedSlice", "tile", "gather", "gatherNd", "depthToSpace",
+]);
+
+/** Moves values without computing new ones: a pass-through op, or padding with 0 (a value every grid holds). */
+function movesValues(node: GraphNode): boolean {
+  return PASS_THROUGH.has(node.op) || (node.op === "pad" && node.attrs.value === 0);
+}
 /** Activations a runtime fuses into the op before them. */
 const FUSABLE_ACTIVATIONS = new Set(["relu", "relu6", "leakyRelu"]);
 
@@ -73,7 +84,7 @@ export function placeQuantizers(graph: Graph, options: { biases: boolean }): Qua
     }
     if (node.op === "embedding" && node.inputs.length) continue; // integer ids in, table rows out: quantized by its weight quantizer
     const isOutput = graph.outputs.includes(node.name);
-    if (PASS_THROUGH.has(node.op) && !isOutput) continue;
+    if (movesValues(node) && !isOutput) continue;
     if (fusedIntoConsumer(node, graph.consumers(node.name), isOutput)) continue;
     if (node.op === "input" && node.attrs.dtype === "int32") continue;
     sites.push({ name: `${node.name}.output`, node: node.name, kind: "activation" });
