@@ -2,8 +2,9 @@
  * Real inputs for debugging graph models: the 48 crops and mirrors of the six
  * face-api demo photos (test/fixtures/photos), at three brightnesses in turn
  * (x1, x0.7, x1.3, clipped to [0, 1]), resized to each model's input size and
- * written as .npy (float32 in [0, 1], or int32 pixels in [0, 255] for models
- * that take int32, such as MoveNet).
+ * written as .npy: float32 in the range the model's pre-processing gives in
+ * @vladmandic/human ([-1, 1] for BlazeFace, [0, 1] otherwise), or int32 pixels
+ * in [0, 255] for models that take int32, such as MoveNet.
  *   npx tsc -p . && node dist/scripts/graph-model-photos.js <out-dir> [model ...]
  * Default models: blazeface-front, selfie, movenet-lightning, handlandmark-lite.
  */
@@ -18,13 +19,17 @@ import { packageDir } from "../test/fixtures/models";
 
 const BRIGHTNESS = [1, 0.7, 1.3];
 
+/** Input ranges of human's pre-processing where it is not [0, 1] (blazeface.ts: pixels / 127.5 - 1). */
+const RANGES: Record<string, [number, number]> = { "blazeface-front": [-1, 1], "blazeface-back": [-1, 1], blazeface: [-1, 1] };
+
 /** The photos at size×size, brightness varying from one example to the next. */
-export function graphModelPhotos(size: number, dtype: "float32" | "int32"): tf.Tensor4D {
+export function graphModelPhotos(size: number, dtype: "float32" | "int32", range: [number, number] = [0, 1]): tf.Tensor4D {
   return tf.tidy(() => {
     const crops = photoCrops(size);
     const factors = tf.tensor1d(Array.from({ length: crops.shape[0] }, (_, i) => BRIGHTNESS[i % BRIGHTNESS.length])).reshape([-1, 1, 1, 1]);
     const x = tf.clipByValue(tf.mul(crops, factors), 0, 1) as tf.Tensor4D;
-    return (dtype === "int32" ? tf.cast(tf.round(tf.mul(x, 255)), "int32") : x) as tf.Tensor4D;
+    if (dtype === "int32") return tf.cast(tf.round(tf.mul(x, 255)), "int32") as tf.Tensor4D;
+    return tf.add(tf.mul(x, range[1] - range[0]), range[0]) as tf.Tensor4D;
   });
 }
 
@@ -39,10 +44,10 @@ async function main(): Promise<void> {
     const size = input.shape?.[1];
     if (!size || size < 0 || input.shape?.[2] !== size) throw new Error(`${name}: input ${input.name} has shape [${input.shape}], not a fixed square image`);
     const dtype = input.dtype === "int32" ? "int32" : "float32";
-    const x = graphModelPhotos(size, dtype);
+    const x = graphModelPhotos(size, dtype, RANGES[name]);
     const file = path.join(out, `${name}-photos.npy`);
     writeNpy(file, x.dataSync() as Float32Array | Int32Array, x.shape);
-    console.log(`${file}: [${x.shape}] ${dtype}`);
+    console.log(`${file}: [${x.shape}] ${dtype}${dtype === "float32" ? ` in [${RANGES[name] ?? [0, 1]}]` : ""}`);
     tf.dispose(x);
     model.dispose();
   }
