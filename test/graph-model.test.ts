@@ -9,7 +9,7 @@ import { QuantSim } from "../src/quant/quantsim";
 import { weightsVsActivations } from "../src/analysis/weights-vs-activations";
 import { toDataset } from "../src/data/dataset";
 import { verifyAgainstGraphModel } from "../src/graph/tf-graph/verify-graph-model";
-import { placeQuantizers } from "../src/quant/placement";
+import { integerNodes, placeQuantizers } from "../src/quant/placement";
 import { assertNoLeak, setupBackend } from "./helpers";
 import { packageDir } from "./fixtures/models";
 import { decodeImage } from "../src/data/images";
@@ -138,13 +138,22 @@ describe("TF.js graph models", function () {
     });
   }
 
-  it("MoveNet (lightning): int32 pixels in, post-processing with ArgMax/GatherNd; the batch of 1 its reshapes bake in is kept", async () => {
+  it("MoveNet (lightning): int32 pixels in, post-processing with ArgMax/GatherNd unquantized (indices, not activations); the batch of 1 its reshapes bake in is kept", async () => {
     const model = await loadGraphModelFromFile(human("movenet-lightning"));
     const graph = await loadGraph(model);
     try {
       assert.deepEqual(graph.inputSpecs, [{ name: "input", shape: [1, 192, 192, 3], dtype: "int32" }]);
       const r = await verifyAgainstGraphModel(graph, model, { seed: 3 });
       assert.ok(r.maxRelDiff <= 1e-5, JSON.stringify(r.outputs));
+      // The heatmap peak's row and column (ArgMax, FloorDiv, their products and differences) index GatherNd: an 8-bit grid would move them.
+      const integers = integerNodes(graph);
+      const label = (n: string) => graph.node(n).attrs.label as string;
+      assert.deepEqual([...integers].map(label).filter((l) => /^(ArgMax|floordiv|concat)/.test(l)).sort(), ["ArgMax", "ArgMax_1", "concat", "floordiv", "floordiv_1"]);
+      const gatherIndices = graph.nodes.filter((n) => n.op === "gatherNd" && n.inputs.length > 1).map((n) => n.inputs[1]);
+      assert.ok(gatherIndices.length > 0 && gatherIndices.every((n) => integers.has(n)), "every GatherNd's indices are integer nodes");
+      const sites = placeQuantizers(graph, { biases: false });
+      assert.deepEqual(sites.filter((s) => integers.has(s.node)), []);
+      assert.ok(sites.some((s) => graph.node(s.node).op === "unary" && graph.node(s.node).attrs.fn === "sigmoid"), "the heatmap's sigmoid keeps its quantizer");
     } finally {
       graph.dispose();
       model.dispose();
