@@ -30,15 +30,8 @@ export const CUTS: Record<string, LoadGraphOptions> = {
     inputs: { "StatefulPartitionedCall/map/TensorArrayV2Stack/TensorListStack": [1, 320, 320, 3] },
     outputs: ["StatefulPartitionedCall/concat", "StatefulPartitionedCall/concat_1"],
   },
-  // No control flow, but TopKV2 (and Select) in the post-processing: the heads and the score map before it.
-  centernet: { outputs: ["tower_0/wh", "tower_0/keypoints"] },
-  "movenet-multipose": {
-    outputs: [
-      "StatefulPartitionedCall/Reshape_2", "StatefulPartitionedCall/Squeeze_3", "StatefulPartitionedCall/strided_slice_17",
-      "StatefulPartitionedCall/box_offset_0/conv2d_6/BiasAdd", "StatefulPartitionedCall/box_scale_0/conv2d_5/BiasAdd", "StatefulPartitionedCall/Reshape_8",
-    ],
-    inputShapes: { input: [1, 256, 256, 3] },
-  },
+  // No control flow; its input size is open.
+  "movenet-multipose": { inputShapes: { input: [1, 256, 256, 3] } },
 };
 
 /** Real photos for image inputs ([batch, h, w, 3]): two face-api demo photos resized, in [0, 1]; seeded noise otherwise. */

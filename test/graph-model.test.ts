@@ -160,6 +160,26 @@ describe("TF.js graph models", function () {
     }
   });
 
+  it("TopKV2 and Select (MoveNet multipose, whole): values and indices as two nodes, matches GraphModel.execute on both engines; indices get no quantizer, TopK's values keep their input's grid", async () => {
+    const model = await loadGraphModelFromFile(human("movenet-multipose"));
+    const graph = await loadGraph(model, { inputShapes: { input: [1, 256, 256, 3] } });
+    try {
+      const ops = graph.nodes.filter((n) => n.op === "topK" || n.op === "select").map((n) => `${n.op}:${n.attrs.label}`);
+      assert.deepEqual(ops, ["topK:TopKV2", "topK:TopKV2/indices", "select:Select", "select:Select_1"]);
+      for (const engine of ["tfjs", "onnx"] as const) {
+        const r = await assertNoLeak(`verify (${engine})`, () => verifyAgainstGraphModel(graph, model, { seed: 5, engine }));
+        assert.ok(r.maxRelDiff <= 1e-5, `${engine}: ${JSON.stringify(r.outputs)}`);
+      }
+      const sites = new Set(placeQuantizers(graph, { biases: false }).map((s) => s.node));
+      const topK = graph.nodes.filter((n) => n.op === "topK");
+      assert.deepEqual(topK.map((n) => sites.has(n.name)), [false, false]);
+      assert.ok(integerNodes(graph).has(topK[1].name));
+    } finally {
+      graph.dispose();
+      model.dispose();
+    }
+  });
+
   it("control flow (faceboxes): a clear error naming op, node and cut points; the cut graph verifies", async () => {
     await assertNoLeak("refused load", () =>
       assert.rejects(loadGraph(human("faceboxes")), (err: Error) => {
@@ -261,8 +281,18 @@ describe("TF.js graph models", function () {
   });
 
   describe("bad inputs name the op, node or input", () => {
-    it("an op qdebug does not run (centernet's TopKV2)", async () => {
-      await assertNoLeak("refused", () => assert.rejects(loadGraph(human("centernet")), /op TopKV2 at node "tower_0\/TopKV2" is not supported.*outputs/));
+    it("an op qdebug does not run (Cumsum after a Relu)", async () => {
+      const model = await tinyGraphModel([
+        placeholder("x", [-1, 4]),
+        { name: "r", op: "Relu", input: ["x"], attr: { T: { type: "DT_FLOAT" } } },
+        { name: "axis", op: "Const", attr: { dtype: { type: "DT_INT32" }, value: { tensor: { dtype: "DT_INT32", tensorShape: {}, intVal: [1] } } } },
+        { name: "c", op: "Cumsum", input: ["r", "axis"], attr: { T: { type: "DT_FLOAT" } } },
+      ]);
+      try {
+        await assertNoLeak("refused", () => assert.rejects(loadGraph(model), /op Cumsum at node "c" is not supported; cut the graph before it with .*outputs.*"r"/));
+      } finally {
+        model.dispose();
+      }
     });
 
     it("a model with no signature: TF.js's own inputs and outputs (BlazeFace without its signature), or an error when an output is not computed", async () => {

@@ -47,9 +47,9 @@ const PASS_THROUGH = new Set([
   "reshapeAll", "transpose", "stridedSlice", "tile", "gather", "gatherNd", "depthToSpace",
 ]);
 
-/** Moves values without computing new ones: a pass-through op, or padding with 0 (a value every grid holds). */
+/** Moves values without computing new ones: a pass-through op, padding with 0 (a value every grid holds), or TopK's values. */
 function movesValues(node: GraphNode): boolean {
-  return PASS_THROUGH.has(node.op) || (node.op === "pad" && node.attrs.value === 0);
+  return PASS_THROUGH.has(node.op) || (node.op === "pad" && node.attrs.value === 0) || (node.op === "topK" && node.attrs.output === 0);
 }
 /** Activations a runtime fuses into the op before them. */
 const FUSABLE_ACTIVATIONS = new Set(["relu", "relu6", "leakyRelu"]);
@@ -81,7 +81,7 @@ const INTEGER_BINARY = new Set(["add", "sub", "mul", "maximum", "minimum"]);
 const isIntegerTensor = (t: { dataSync(): ArrayLike<number> } | undefined): boolean => t !== undefined && Array.from(t.dataSync()).every(Number.isInteger);
 
 /**
- * The nodes that compute integers (a graph model's post-processing: ArgMax, FloorDiv, comparisons,
+ * The nodes that compute integers (a graph model's post-processing: ArgMax, TopK's indices, FloorDiv, comparisons,
  * and arithmetic on their results, such as the row and column of a heatmap's peak fed to GatherNd).
  * They are indices and masks, not activations: a quantizer would move an index off its integer.
  */
@@ -90,7 +90,7 @@ export function integerNodes(graph: Graph): Set<string> {
   const integerInput = (name: string) => found.has(name) || (graph.node(name).op === "constant" && isIntegerTensor(graph.node(name).params.value));
   for (const node of graph.nodes) {
     const fn = node.attrs.fn as string | undefined;
-    if (node.op === "argMax" || ((node.op === "unary" || node.op === "binary") && fn !== undefined && INTEGER_FNS.has(fn))) {
+    if (node.op === "argMax" || (node.op === "topK" && node.attrs.output === 1) || ((node.op === "unary" || node.op === "binary") && fn !== undefined && INTEGER_FNS.has(fn))) {
       found.add(node.name);
       continue;
     }
