@@ -35,7 +35,7 @@ export const CUTS: Record<string, LoadGraphOptions> = {
 };
 
 /** Real photos for image inputs ([batch, h, w, 3]): two face-api demo photos resized, in [0, 1]; seeded noise otherwise. */
-function photoBatch(graph: Graph): tf.Tensor[] | undefined {
+export function photoBatch(graph: Graph): tf.Tensor[] | undefined {
   const [spec] = graph.inputSpecs;
   if (graph.inputs.length !== 1 || spec.shape.length !== 4 || spec.shape[3] !== 3) return undefined;
   const [h, w] = [spec.shape[1] as number, spec.shape[2] as number];
