@@ -69,7 +69,7 @@ describe("TF.js graph models", function () {
     assert.equal(tf.memory().numTensors, before, "loadGraph and dispose leave no tensor");
   });
 
-  it("quantizers follow graph models' data movement and weights: none after BlazeFace's zero channel padding; selfie's transposed convolution gets a per-channel weight quantizer", async () => {
+  it("quantizers follow graph models' data movement and weights: none after BlazeFace's zero channel padding; selfie's transposed convolution gets a per-channel weight quantizer, and exports as uint8 on the simulation's grid", async () => {
     const before = tf.memory().numTensors;
     const blazeface = await loadGraph(human("blazeface-front"));
     const selfie = await loadGraph(human("selfie"));
@@ -105,6 +105,24 @@ describe("TF.js graph models", function () {
         assert.ok(changed > (kh * kw * out * inC) / 2, `${changed} weights moved to the grid`);
       } finally {
         sim.dispose();
+      }
+      // Exported per tensor at 8 bits, the transposed kernel is stored as uint8 codes that TF.js decodes onto the simulation's grid.
+      const w8 = QuantSim.create(selfie, { weights: { bitwidth: 8 }, activations: { enabled: false } });
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-selfie-export-"));
+      try {
+        const result = await exportGraphModel(w8, human("selfie"), dir);
+        const stored = result.weights.find((w) => w.quantizer === site!.name);
+        assert.equal(stored?.dtype, "uint8", JSON.stringify(stored));
+        const loaded = await loadGraphModelFromFile(result.modelJson);
+        const ours = w8.quantizedParam(site!.name)!.dataSync();
+        const theirs = loaded.weights[stored!.name][0].dataSync();
+        let diff = 0;
+        ours.forEach((v, i) => (diff = Math.max(diff, Math.abs(v - theirs[i]))));
+        loaded.dispose();
+        assert.ok(diff <= 1e-5, `the loaded transposed kernel is ${diff} off the simulation's grid`);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+        w8.dispose();
       }
     } finally {
       blazeface.dispose();
