@@ -5,6 +5,8 @@
  * Markdown table (the one in README's "Graph models" section).
  *   npx tsc -p . --outDir .tmp/dist && node .tmp/dist/scripts/verify-graph-models.js [model ...]
  * With --speed [model ...]: the graph's forward time over GraphModel.execute's (default BlazeFace front, selfie).
+ * With --backends [model ...]: how far TF.js's own cpu backend is from its wasm backend on the same photos
+ * (GraphModel.execute on both): the float-order noise floor any independent engine meets.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -28,19 +30,12 @@ export const CUTS: Record<string, LoadGraphOptions> = {
     inputs: { "StatefulPartitionedCall/map/TensorArrayV2Stack/TensorListStack": [1, 320, 320, 3] },
     outputs: ["StatefulPartitionedCall/concat", "StatefulPartitionedCall/concat_1"],
   },
-  // No control flow, but TopKV2 (and Select) in the post-processing: the heads and the score map before it.
-  centernet: { outputs: ["tower_0/wh", "tower_0/keypoints"] },
-  "movenet-multipose": {
-    outputs: [
-      "StatefulPartitionedCall/Reshape_2", "StatefulPartitionedCall/Squeeze_3", "StatefulPartitionedCall/strided_slice_17",
-      "StatefulPartitionedCall/box_offset_0/conv2d_6/BiasAdd", "StatefulPartitionedCall/box_scale_0/conv2d_5/BiasAdd", "StatefulPartitionedCall/Reshape_8",
-    ],
-    inputShapes: { input: [1, 256, 256, 3] },
-  },
+  // No control flow; its input size is open.
+  "movenet-multipose": { inputShapes: { input: [1, 256, 256, 3] } },
 };
 
 /** Real photos for image inputs ([batch, h, w, 3]): two face-api demo photos resized, in [0, 1]; seeded noise otherwise. */
-function photoBatch(graph: Graph): tf.Tensor[] | undefined {
+export function photoBatch(graph: Graph): tf.Tensor[] | undefined {
   const [spec] = graph.inputSpecs;
   if (graph.inputs.length !== 1 || spec.shape.length !== 4 || spec.shape[3] !== 3) return undefined;
   const [h, w] = [spec.shape[1] as number, spec.shape[2] as number];
@@ -91,11 +86,63 @@ async function speed(file: string, name: string): Promise<void> {
   model.dispose();
 }
 
+/** GraphModel.execute on the cpu backend vs on wasm, same photos and cut: the largest relative difference over outputs. */
+async function backends(file: string, name: string): Promise<void> {
+  const outputs = CUTS[name]?.outputs;
+  const graph = await loadGraph(file, CUTS[name] ?? {});
+  const inputs = photoBatch(graph);
+  const feeds = (inputs ?? []).map((t) => ({ data: t.dataSync().slice(), shape: t.shape, dtype: t.dtype }));
+  const inputNames = [...graph.inputs];
+  graph.dispose();
+  tf.dispose(inputs ?? []);
+  if (!feeds.length) return console.log(`| ${name} | not an image model |`);
+  const run = async (backend: string) => {
+    await tf.setBackend(backend);
+    const model = await loadGraphModelFromFile(file);
+    const n = feeds[0].shape[0];
+    const fixedBatch = model.inputs.some((i) => i.shape?.[0] === 1);
+    const out = tf.tidy(() => {
+      const xs = feeds.map((f) => tf.tensor(f.data, f.shape, f.dtype));
+      const once = (b?: number) => {
+        const named = Object.fromEntries(inputNames.map((input, i) => [input, b === undefined ? xs[i] : xs[i].slice(b, 1)]));
+        const o = model.execute(named, [...(outputs ?? model.outputNodes)]);
+        return Array.isArray(o) ? o : [o];
+      };
+      if (!fixedBatch || n === 1) return once();
+      const parts = Array.from({ length: n }, (_, b) => once(b));
+      return parts[0].map((_, o) => tf.concat(parts.map((p) => p[o]), 0));
+    });
+    const values = out.map((t) => Float32Array.from(t.dataSync()));
+    tf.dispose(out);
+    model.dispose();
+    return values;
+  };
+  const wasm = await run("wasm");
+  const cpu = await run("cpu");
+  await tf.setBackend("wasm");
+  const rel = wasm.map((a, o) => {
+    let d = 0;
+    let s = 0;
+    for (let i = 0; i < a.length; i++) {
+      d = Math.max(d, Math.abs(a[i] - cpu[o][i]));
+      s = Math.max(s, Math.abs(a[i]));
+    }
+    return s > 0 ? d / s : d;
+  });
+  console.log(`| ${name} | ${Math.max(...rel).toExponential(1)} |`);
+}
+
 async function main(): Promise<void> {
   await ensureBackend();
   const folder = fs.existsSync(FOLDER) ? FOLDER : path.join(process.cwd(), "node_modules", "@vladmandic", "human-models", "models");
   if (process.argv[2] === "--speed") {
     for (const name of process.argv.slice(3).length ? process.argv.slice(3) : ["blazeface-front", "selfie"]) await speed(path.join(folder, `${name}.json`), name);
+    return;
+  }
+  if (process.argv[2] === "--backends") {
+    console.log("| model | TF.js cpu vs wasm |");
+    console.log("| --- | ---: |");
+    for (const name of process.argv.slice(3)) await backends(path.join(folder, `${name}.json`), name);
     return;
   }
   const only = process.argv.slice(2);
@@ -144,7 +191,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

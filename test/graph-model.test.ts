@@ -9,7 +9,7 @@ import { QuantSim } from "../src/quant/quantsim";
 import { weightsVsActivations } from "../src/analysis/weights-vs-activations";
 import { toDataset } from "../src/data/dataset";
 import { verifyAgainstGraphModel } from "../src/engine/verify-graph-model";
-import { placeQuantizers } from "../src/quant/placement";
+import { integerNodes, placeQuantizers } from "../src/quant/placement";
 import { assertNoLeak, setupBackend } from "./helpers";
 import { packageDir } from "./fixtures/models";
 import { decodeImage } from "../src/data/images";
@@ -69,6 +69,68 @@ describe("TF.js graph models", function () {
     assert.equal(tf.memory().numTensors, before, "loadGraph and dispose leave no tensor");
   });
 
+  it("quantizers follow graph models' data movement and weights: none after BlazeFace's zero channel padding; selfie's transposed convolution gets a per-channel weight quantizer, and exports as uint8 on the simulation's grid", async () => {
+    const before = tf.memory().numTensors;
+    const blazeface = await loadGraph(human("blazeface-front"));
+    const selfie = await loadGraph(human("selfie"));
+    try {
+      // BlazeFace pads channels with zeros before its residual adds (TF's Pad): 0 is on every grid, so no quantizer.
+      const pads = blazeface.nodes.filter((n) => n.op === "pad");
+      assert.ok(pads.length >= 5 && pads.every((n) => n.attrs.value === 0), `${pads.length} pads`);
+      const sites = placeQuantizers(blazeface, { biases: false });
+      assert.deepEqual(sites.filter((s) => pads.some((p) => p.name === s.node)), []);
+      assert.equal(sites.length, 95);
+
+      // Conv2DBackpropInput: kernel [kh, kw, out, in], output channels on axis 2.
+      const transposed = selfie.nodes.find((n) => n.op === "conv2dTranspose")!;
+      assert.equal(transposed.layerClass, "Conv2DBackpropInput");
+      const site = placeQuantizers(selfie, { biases: false }).find((s) => s.node === transposed.name && s.kind === "weight");
+      assert.deepEqual(site && { name: site.name, axis: site.channelAxis }, { name: `${transposed.name}.kernel`, axis: 2 });
+      const sim = QuantSim.create(selfie, { weights: { bitwidth: 4, perChannel: true }, activations: { enabled: false } });
+      try {
+        const [kh, kw, out, inC] = transposed.params.kernel.shape;
+        assert.equal((sim.encodingOf(site!.name) as unknown[]).length, out);
+        // The simulation keeps its quantized weights (released by dispose, which the test's count checks).
+        const q = sim.quantizedParam(site!.name)!.arraySync() as number[][][][];
+        const float = transposed.params.kernel.arraySync() as number[][][][];
+        let changed = 0;
+        for (let c = 0; c < out; c++) {
+          const levels = new Set<number>();
+          for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < inC; i++) {
+            levels.add(q[y][x][c][i]);
+            if (q[y][x][c][i] !== float[y][x][c][i]) changed++;
+          }
+          assert.ok(levels.size >= 2 && levels.size <= 16, `output channel ${c}: ${levels.size} levels on a 4-bit grid`);
+        }
+        assert.ok(changed > (kh * kw * out * inC) / 2, `${changed} weights moved to the grid`);
+      } finally {
+        sim.dispose();
+      }
+      // Exported per tensor at 8 bits, the transposed kernel is stored as uint8 codes that TF.js decodes onto the simulation's grid.
+      const w8 = QuantSim.create(selfie, { weights: { bitwidth: 8 }, activations: { enabled: false } });
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-selfie-export-"));
+      try {
+        const result = await exportGraphModel(w8, human("selfie"), dir);
+        const stored = result.weights.find((w) => w.quantizer === site!.name);
+        assert.equal(stored?.dtype, "uint8", JSON.stringify(stored));
+        const loaded = await loadGraphModelFromFile(result.modelJson);
+        const ours = w8.quantizedParam(site!.name)!.dataSync();
+        const theirs = loaded.weights[stored!.name][0].dataSync();
+        let diff = 0;
+        ours.forEach((v, i) => (diff = Math.max(diff, Math.abs(v - theirs[i]))));
+        loaded.dispose();
+        assert.ok(diff <= 1e-5, `the loaded transposed kernel is ${diff} off the simulation's grid`);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+        w8.dispose();
+      }
+    } finally {
+      blazeface.dispose();
+      selfie.dispose();
+    }
+    assert.equal(tf.memory().numTensors, before, "no tensor left");
+  });
+
   // Selfie segmentation on noise gives masks of ~1e-20, whose relative differences mean nothing: it gets photos.
   for (const { name, engines, photos: usePhotos } of [
     { name: "blazeface-front", engines: ["tfjs", "onnx"] as const, photos: false },
@@ -94,13 +156,42 @@ describe("TF.js graph models", function () {
     });
   }
 
-  it("MoveNet (lightning): int32 pixels in, post-processing with ArgMax/GatherNd; the batch of 1 its reshapes bake in is kept", async () => {
+  it("MoveNet (lightning): int32 pixels in, post-processing with ArgMax/GatherNd unquantized (indices, not activations); the batch of 1 its reshapes bake in is kept", async () => {
     const model = await loadGraphModelFromFile(human("movenet-lightning"));
     const graph = await loadGraph(model);
     try {
       assert.deepEqual(graph.inputSpecs, [{ name: "input", shape: [1, 192, 192, 3], dtype: "int32" }]);
       const r = await verifyAgainstGraphModel(graph, model, { seed: 3 });
       assert.ok(r.maxRelDiff <= 1e-5, JSON.stringify(r.outputs));
+      // The heatmap peak's row and column (ArgMax, FloorDiv, their products and differences) index GatherNd: an 8-bit grid would move them.
+      const integers = integerNodes(graph);
+      const label = (n: string) => graph.node(n).attrs.label as string;
+      assert.deepEqual([...integers].map(label).filter((l) => /^(ArgMax|floordiv|concat)/.test(l)).sort(), ["ArgMax", "ArgMax_1", "concat", "floordiv", "floordiv_1"]);
+      const gatherIndices = graph.nodes.filter((n) => n.op === "gatherNd" && n.inputs.length > 1).map((n) => n.inputs[1]);
+      assert.ok(gatherIndices.length > 0 && gatherIndices.every((n) => integers.has(n)), "every GatherNd's indices are integer nodes");
+      const sites = placeQuantizers(graph, { biases: false });
+      assert.deepEqual(sites.filter((s) => integers.has(s.node)), []);
+      assert.ok(sites.some((s) => graph.node(s.node).op === "unary" && graph.node(s.node).attrs.fn === "sigmoid"), "the heatmap's sigmoid keeps its quantizer");
+    } finally {
+      graph.dispose();
+      model.dispose();
+    }
+  });
+
+  it("TopKV2 and Select (MoveNet multipose, whole): values and indices as two nodes, matches GraphModel.execute on both engines; indices get no quantizer, TopK's values keep their input's grid", async () => {
+    const model = await loadGraphModelFromFile(human("movenet-multipose"));
+    const graph = await loadGraph(model, { inputShapes: { input: [1, 256, 256, 3] } });
+    try {
+      const ops = graph.nodes.filter((n) => n.op === "topK" || n.op === "select").map((n) => `${n.op}:${n.attrs.label}`);
+      assert.deepEqual(ops, ["topK:TopKV2", "topK:TopKV2/indices", "select:Select", "select:Select_1"]);
+      for (const engine of ["tfjs", "onnx"] as const) {
+        const r = await assertNoLeak(`verify (${engine})`, () => verifyAgainstGraphModel(graph, model, { seed: 5, engine }));
+        assert.ok(r.maxRelDiff <= 1e-5, `${engine}: ${JSON.stringify(r.outputs)}`);
+      }
+      const sites = new Set(placeQuantizers(graph, { biases: false }).map((s) => s.node));
+      const topK = graph.nodes.filter((n) => n.op === "topK");
+      assert.deepEqual(topK.map((n) => sites.has(n.name)), [false, false]);
+      assert.ok(integerNodes(graph).has(topK[1].name));
     } finally {
       graph.dispose();
       model.dispose();
@@ -208,8 +299,45 @@ describe("TF.js graph models", function () {
   });
 
   describe("bad inputs name the op, node or input", () => {
-    it("an op qdebug does not run (centernet's TopKV2)", async () => {
-      await assertNoLeak("refused", () => assert.rejects(loadGraph(human("centernet")), /op TopKV2 at node "tower_0\/TopKV2" is not supported.*outputs/));
+    it("an op qdebug does not run (Cumsum after a Relu)", async () => {
+      const model = await tinyGraphModel([
+        placeholder("x", [-1, 4]),
+        { name: "r", op: "Relu", input: ["x"], attr: { T: { type: "DT_FLOAT" } } },
+        { name: "axis", op: "Const", attr: { dtype: { type: "DT_INT32" }, value: { tensor: { dtype: "DT_INT32", tensorShape: {}, intVal: [1] } } } },
+        { name: "c", op: "Cumsum", input: ["r", "axis"], attr: { T: { type: "DT_FLOAT" } } },
+      ]);
+      try {
+        await assertNoLeak("refused", () => assert.rejects(loadGraph(model), /op Cumsum at node "c" is not supported; cut the graph before it with .*outputs.*"r"/));
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it("a model with no signature: TF.js's own inputs and outputs (BlazeFace without its signature), or an error when an output is not computed", async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-no-signature-"));
+      try {
+        const json = JSON.parse(fs.readFileSync(human("blazeface-front"), "utf8"));
+        delete json.signature;
+        fs.writeFileSync(path.join(dir, "model.json"), JSON.stringify(json));
+        for (const p of json.weightsManifest.flatMap((g: { paths: string[] }) => g.paths)) fs.copyFileSync(path.join(path.dirname(human("blazeface-front")), p), path.join(dir, p));
+        const [withSignature, without] = [await loadGraph(human("blazeface-front")), await loadGraph(path.join(dir, "model.json"))];
+        assert.deepEqual([without.inputs, [...without.outputs].sort()], [withSignature.inputs, [...withSignature.outputs].sort()]);
+        assert.equal(without.nodes.length, withSignature.nodes.length);
+        withSignature.dispose();
+        without.dispose();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      // No placeholder, one constant: TF.js's choice of output is not computed from any input.
+      const model = await tinyGraphModel(
+        [{ name: "w", op: "Const", attr: { dtype: { type: "DT_FLOAT" } } }, { name: "out", op: "Relu", input: ["w"], attr: { T: { type: "DT_FLOAT" } } }],
+        [{ name: "w", shape: [4], values: [1, -2, 3, -4] }],
+      );
+      try {
+        await assertNoLeak("refused", () => assert.rejects(loadGraph(model), /output "out" is a constant, not computed from the inputs/));
+      } finally {
+        model.dispose();
+      }
     });
 
     it("open input sizes without inputShapes, then with them", async () => {

@@ -81,6 +81,8 @@ export type WeightLayout = (data: Float32Array, shape: readonly number[]) => { d
  */
 export interface OnnxLoweringContext {
   node(opType: string, inputs: readonly string[], attrs?: Record<string, unknown>, options?: { name?: string }): string;
+  /** A node with several outputs (TopK's values and indices): their names, in order. */
+  nodeOutputs(opType: string, inputs: readonly string[], attrs: Record<string, unknown>, options: { name?: string; outputs: number }): string[];
   constant(data: ArrayLike<number>, dims: readonly number[], dtype?: "float32" | "int64" | "int32"): string;
   ints(values: readonly number[]): string;
   /** The node's parameter `key`, in the layout `layout` gives (default: as stored). */

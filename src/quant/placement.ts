@@ -23,6 +23,8 @@ export interface QuantizerSite {
 const WEIGHTS: Record<string, { param: string; axis: (shape: number[]) => { axis: number; reshape?: number[] } }[]> = {
   conv1d: [{ param: "kernel", axis: () => ({ axis: 2 }) }],
   conv2d: [{ param: "kernel", axis: () => ({ axis: 3 }) }],
+  // A transposed convolution's kernel is [kh, kw, out, in]: its output channels are axis 2.
+  conv2dTranspose: [{ param: "kernel", axis: () => ({ axis: 2 }) }],
   dense: [{ param: "kernel", axis: () => ({ axis: 1 }) }],
   depthwiseConv2d: [{ param: "depthwise_kernel", axis: depthwiseChannels }],
   separableConv2d: [
@@ -39,7 +41,16 @@ function depthwiseChannels(shape: number[]) {
 
 const WEIGHTED = new Set(Object.keys(WEIGHTS));
 /** Ops that only move or select values: their output is on their input's grid already. */
-const PASS_THROUGH = new Set(["flatten", "reshape", "identity", "zeroPad2d", "maxPool2d", "globalMaxPool"]);
+const PASS_THROUGH = new Set([
+  "flatten", "reshape", "identity", "zeroPad2d", "maxPool2d", "globalMaxPool",
+  // Graph models' data movement (TF's Reshape with the batch, Transpose, StridedSlice, Tile, Gather, DepthToSpace).
+  "reshapeAll", "transpose", "stridedSlice", "tile", "gather", "gatherNd", "depthToSpace",
+]);
+
+/** Moves values without computing new ones: a pass-through op, padding with 0 (a value every grid holds), or TopK's values. */
+function movesValues(node: GraphNode): boolean {
+  return PASS_THROUGH.has(node.op) || (node.op === "pad" && node.attrs.value === 0) || (node.op === "topK" && node.attrs.output === 0);
+}
 /** Activations a runtime fuses into the op before them. */
 const FUSABLE_ACTIVATIONS = new Set(["relu", "relu6", "leakyRelu"]);
 
@@ -58,9 +69,41 @@ function fusedIntoConsumer(node: GraphNode, consumers: readonly GraphNode[], isO
   return false;
 }
 
+/** Element-wise functions whose results are integers or truth values (1/0). */
+const INTEGER_FNS = new Set([
+  "truncate", "nonZero", "logicalNot", "floor", "ceil", "round", "sign",
+  "floorDiv", "floorMod", "equal", "notEqual", "greater", "greaterEqual", "less", "lessEqual", "logicalAnd", "logicalOr",
+]);
+/** Ops that keep integer inputs integer: index arithmetic and the data movement around it. */
+const INTEGER_PRESERVING = new Set(["add", "multiply", "concat", "pack", ...PASS_THROUGH]);
+const INTEGER_BINARY = new Set(["add", "sub", "mul", "maximum", "minimum"]);
+
+const isIntegerTensor = (t: { dataSync(): ArrayLike<number> } | undefined): boolean => t !== undefined && Array.from(t.dataSync()).every(Number.isInteger);
+
+/**
+ * The nodes that compute integers (a graph model's post-processing: ArgMax, TopK's indices, FloorDiv, comparisons,
+ * and arithmetic on their results, such as the row and column of a heatmap's peak fed to GatherNd).
+ * They are indices and masks, not activations: a quantizer would move an index off its integer.
+ */
+export function integerNodes(graph: Graph): Set<string> {
+  const found = new Set<string>();
+  const integerInput = (name: string) => found.has(name) || (graph.node(name).op === "constant" && isIntegerTensor(graph.node(name).params.value));
+  for (const node of graph.nodes) {
+    const fn = node.attrs.fn as string | undefined;
+    if (node.op === "argMax" || (node.op === "topK" && node.attrs.output === 1) || ((node.op === "unary" || node.op === "binary") && fn !== undefined && INTEGER_FNS.has(fn))) {
+      found.add(node.name);
+      continue;
+    }
+    const arithmetic = INTEGER_PRESERVING.has(node.op) || (node.op === "binary" && INTEGER_BINARY.has(fn!) && (!node.params.operand || isIntegerTensor(node.params.operand)));
+    if (arithmetic && node.inputs.length > 0 && node.inputs.every(integerInput)) found.add(node.name);
+  }
+  return found;
+}
+
 /** Lists every quantizer of a graph, in execution order. */
 export function placeQuantizers(graph: Graph, options: { biases: boolean }): QuantizerSite[] {
   const sites: QuantizerSite[] = [];
+  const integers = integerNodes(graph);
   for (const node of graph.nodes) {
     for (const w of WEIGHTS[node.op] ?? []) {
       const t = node.params[w.param];
@@ -73,9 +116,10 @@ export function placeQuantizers(graph: Graph, options: { biases: boolean }): Qua
     }
     if (node.op === "embedding" && node.inputs.length) continue; // integer ids in, table rows out: quantized by its weight quantizer
     const isOutput = graph.outputs.includes(node.name);
-    if (PASS_THROUGH.has(node.op) && !isOutput) continue;
+    if (movesValues(node) && !isOutput) continue;
     if (fusedIntoConsumer(node, graph.consumers(node.name), isOutput)) continue;
     if (node.op === "input" && node.attrs.dtype === "int32") continue;
+    if (integers.has(node.name)) continue;
     sites.push({ name: `${node.name}.output`, node: node.name, kind: "activation" });
   }
   return sites;

@@ -162,6 +162,7 @@ export function lowerNodes(
   };
   const ctx: OnnxLoweringContext = {
     node: (opType, ins, attrs = {}, opts = {}) => b.node(opType, ins, attrs as Record<string, never>, opts)[0],
+    nodeOutputs: (opType, ins, attrs, opts) => b.node(opType, ins, attrs as Record<string, never>, opts),
     constant: (data, dims, dtype = "float32") => b.constant(data, dims, dtype),
     ints: (values) => b.ints(values),
     as,

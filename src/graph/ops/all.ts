@@ -27,6 +27,8 @@ import "./prelu";
 import "./reduce";
 import "./reshape-all";
 import "./resize";
+import "./select";
 import "./strided-slice";
 import "./tile";
+import "./top-k";
 import "./transpose";

@@ -108,3 +108,19 @@ registerTfOp("ArgMax", (ctx) => {
   const [axis] = axes(ctx, 1, ctx.shape(0).length);
   return ctx.emit("argMax", [ctx.value(0)], { axis });
 });
+
+/** TopKV2 over the last axis: values under the TF name, indices (as floats) under "<name>/indices". */
+registerTfOp("TopKV2", (ctx) => {
+  const [k] = ctx.ints(1, "k");
+  const sorted = ctx.attr<boolean>("sorted", true);
+  const x = ctx.value(0);
+  return [ctx.emit("topK", [x], { k, sorted, output: 0 }), ctx.emit("topK", [x], { k, sorted, output: 1 }, {}, "indices")];
+});
+
+/** Select / SelectV2; a rank-1 condition of Select (v1) picks whole rows of higher-rank values, as TF.js's where does. */
+registerTfOp(["Select", "SelectV2"], (ctx) => {
+  const side = (i: number) => (ctx.isConstant(i) ? ctx.emit("constant", [], {}, { value: tf.cast(ctx.constant(i, "operand"), "float32") }, `operand${i}`) : ctx.value(i));
+  const [c, a] = [ctx.shape(0), ctx.shape(1)];
+  const rows = ctx.node.op === "Select" && c.length === 1 && a.length > 1;
+  return ctx.emit("select", [side(0), side(1), side(2)], rows ? { conditionShape: [-1, ...new Array(a.length - 1).fill(1)] } : {});
+});
