@@ -153,6 +153,30 @@ describe("bias correction", () => {
     graph.dispose();
   });
 
+  it("empirical on a model with two output branches: the layers of both are measured and corrected", async () => {
+    const init = (seed: number) => tf.initializers.randomNormal({ mean: 0, stddev: 0.5, seed });
+    const x = tf.input({ shape: [6], name: "x" });
+    const trunk = tf.layers.dense({ units: 8, activation: "relu", kernelInitializer: init(1), name: "trunk" }).apply(x) as tf.SymbolicTensor;
+    const left = tf.layers.dense({ units: 3, kernelInitializer: init(2), name: "left" }).apply(trunk) as tf.SymbolicTensor;
+    const right = tf.layers.dense({ units: 2, kernelInitializer: init(3), name: "right" }).apply(trunk) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: x, outputs: [left, right], name: "two_branches" });
+    const graph = importLayersModel(model);
+    const inputs = tf.randomUniform([64, 6], -1, 1, "float32", 7);
+    const data = toDataset(inputs, { batchSize: 16 });
+    const sim = await QuantSim.create(graph, { weights: { bitwidth: 3 } }).calibrate(data);
+    await assertNoLeak("two branches", async () => {
+      const r = await biasCorrection(sim, { method: "empirical", data });
+      assert.deepEqual(r.corrected.map((c) => c.layer).sort(), ["left", "right", "trunk"]);
+      assert.ok(r.corrected.every((c) => c.meanAbsShift > 0), JSON.stringify(r.corrected));
+      r.sim.dispose();
+      r.graph.dispose();
+    });
+    sim.dispose();
+    graph.dispose();
+    inputs.dispose();
+    model.dispose();
+  });
+
   it("measures with the simulation's own quantized weights: its shift at Conv1 is the simulation's output mean minus FP32's", async () => {
     const graph = await exampleGraph();
     const data = toDataset("mnist:0:64");

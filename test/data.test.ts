@@ -379,6 +379,15 @@ describe("data", () => {
       tf.dispose([wrong, good, nan, text]);
     });
 
+    it("refuses a batch size other than the one a model fixed", () => {
+      const fixed: InputSpec[] = [{ name: "image", shape: [1, 2, 2], dtype: "float32" }];
+      const two = tf.zeros([2, 2, 2]);
+      assert.throws(() => checkBatch({ inputs: [two] }, fixed, where), /input "image": the model takes batches of exactly 1 \(its input has shape \[1, 2, 2\]\), got 2: use a batch size of 1 \(CLI: --batch-size 1\)/);
+      const one = tf.zeros([1, 2, 2]);
+      assert.equal(checkBatch({ inputs: [one] }, fixed, where).inputs[0], one);
+      tf.dispose([two, one]);
+    });
+
     it("casts integral floats to int32 and rejects fractional ones", () => {
       const intSpecs: InputSpec[] = [{ name: "ids", shape: [null], dtype: "int32" }];
       const checked = checkBatch({ inputs: [tf.tensor1d([1, 2, 3])] }, intSpecs, where);

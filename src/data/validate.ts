@@ -42,7 +42,10 @@ export function checkBatch(batch: Batch, specs: readonly InputSpec[], where: Bat
     const fail = (why: string) => new Error(`${at}, input "${spec.name}": ${why}`);
     const expected = `expected shape ${shapeText(spec.shape)}, got ${shapeText(input.shape)}`;
     if (input.rank !== spec.shape.length) throw fail(`rank ${input.rank} instead of ${spec.shape.length}: ${expected}`);
-    // Axis 0 is the batch: any size goes.
+    // Axis 0 is the batch: any size goes, unless the model fixed it (a graph model that reshapes to a batch of 1).
+    if (spec.shape[0] !== null && input.shape[0] !== spec.shape[0]) {
+      throw fail(`the model takes batches of exactly ${spec.shape[0]} (its input has shape ${shapeText(spec.shape)}), got ${input.shape[0]}: use a batch size of ${spec.shape[0]} (CLI: --batch-size ${spec.shape[0]})`);
+    }
     spec.shape.forEach((d, axis) => {
       if (axis > 0 && d !== null && input.shape[axis] !== d) throw fail(`axis ${axis} is ${input.shape[axis]} instead of ${d}: ${expected}`);
     });

@@ -75,7 +75,8 @@ export async function measureMeans(model: Graph | QuantSim, layers: readonly Gra
     sums.set(layer.name, acc);
     counts.set(layer.name, (counts.get(layer.name) ?? 0) + value.size / channels);
   };
-  const outputs = [layers[layers.length - 1].name];
+  // Every target layer is an output: on a model with several output branches, no single layer is downstream of all.
+  const outputs = layers.map((l) => l.name);
   const task = `bias correction: ${measure} means`;
   try {
     if (model instanceof QuantSim) {
