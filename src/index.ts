@@ -97,7 +97,7 @@ export { toCsv, writeResults } from "./analysis/export";
 // 4. Fix: each returns a result with a new graph or simulation, `step`, `diagnosis` and `dispose()`.
 export type { FixResult } from "./fix/fix-result";
 export { scoreBeforeAfter } from "./fix/before-after";
-export type { BeforeAfter } from "./fix/before-after";
+export type { BeforeAfter, BeforeAfterPair, BeforeAfterOptions } from "./fix/before-after";
 export type { CurvePoint } from "./fix/training-curve";
 export { foldBatchNorms } from "./fix/fold-batch-norm";
 export type { FoldResult, BatchNormStats } from "./fix/fold-batch-norm";

@@ -1,3 +1,4 @@
+import { rankedRows } from "../analysis/sweeps";
 import type { SanityCheckResult } from "../quant/sanity-check";
 import type { SplitResult } from "../analysis/weights-vs-activations";
 import type { SweepResult } from "../analysis/sweeps";
@@ -32,9 +33,13 @@ const list = (names: string[]) => (names.length <= 1 ? names.join("") : `${names
 /** The findings of an analysis, first: where the drop comes from, what recovers it, what to do next. */
 export function analysisSummary(r: AnalysisResults): ReportSummary {
   const format = metricFormat(r.split.metric);
-  const drop = r.split.fp32 - r.split.both;
-  const headline = `Quantized, the model scores ${format.text(r.split.both)} against ${format.text(r.split.fp32)} in FP32 (${format.changeText(-drop)}, ${r.split.metric.label}).`;
-  const costly = [...r.sweepEnabled.rows].filter((x) => x.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, 3);
+  const fp32 = r.split.fp32;
+  // A task score drops from FP32's own score; a fidelity score is read as it is (FP32 is its reference).
+  const drop = fp32 !== null ? fp32 - r.split.both : null;
+  const headline = fp32 !== null
+    ? `Quantized, the model scores ${format.text(r.split.both)} against ${format.text(fp32)} in FP32 (${format.changeText(-drop!)}, ${r.split.metric.label}).`
+    : `Quantized, the model scores ${format.text(r.split.both)} (${r.split.metric.label}).`;
+  const costly = rankedRows(r.sweepEnabled).filter((x) => (fp32 !== null ? x.score < fp32 : true)).slice(0, 3);
   const recover = [...r.sweepDisabled.rows].filter((x) => x.score > r.sweepDisabled.quantizedScore).sort((a, b) => b.score - a.score).slice(0, 3);
   const ownError = [...r.layerError.rows].filter((x) => x.local?.sqnrDb !== null && x.local !== null).sort((a, b) => a.local!.sqnrDb! - b.local!.sqnrDb!)[0];
   const side = r.split.culprit === "none" ? "Neither side costs a measurable drop" : r.split.culprit === "both" ? "Weights and activations both cost accuracy" : `${r.split.culprit === "weights" ? "Weight" : "Activation"} quantization causes most of the drop`;
@@ -42,12 +47,12 @@ export function analysisSummary(r: AnalysisResults): ReportSummary {
   if (!r.sanity.pass) items.push({ label: "First", text: `The FP32 sanity check fails: ${r.sanity.diagnosis}` });
   items.push({
     label: "Culprits",
-    text: `${side}${costly.length ? `; quantized alone, ${list(costly.map((x) => `${x.key} (${format.changeText(-x.drop)})`))} cost the most` : ""}${ownError ? `; ${ownError.node} makes the largest error of its own (local SQNR ${ownError.local!.sqnrDb!.toFixed(1)} dB)` : ""}.`,
+    text: `${side}${costly.length ? `; quantized alone, ${list(costly.map((x) => `${x.key} (${fp32 !== null ? format.changeText(x.score - fp32) : format.text(x.score)})`))} ${fp32 !== null ? "cost the most" : "score lowest"}` : ""}${ownError ? `; ${ownError.node} makes the largest error of its own (local SQNR ${ownError.local!.sqnrDb!.toFixed(1)} dB)` : ""}.`,
   });
   items.push({
     label: "What recovers it",
     text: recover.length
-      ? `Keeping ${recover[0].key} in float recovers ${drop > 0 ? `${Math.round(((recover[0].score - r.sweepDisabled.quantizedScore) / drop) * 100)} % of the drop` : "the most"} (${format.text(recover[0].score)})${recover.length > 1 ? `; then ${list(recover.slice(1).map((x) => x.key))}` : ""}. No fix was applied here.`
+      ? `Keeping ${recover[0].key} in float recovers ${drop !== null && drop > 0 ? `${Math.round(((recover[0].score - r.sweepDisabled.quantizedScore) / drop) * 100)} % of the drop` : `the most (all quantized: ${format.text(r.sweepDisabled.quantizedScore)})`} (${format.text(recover[0].score)})${recover.length > 1 ? `; then ${list(recover.slice(1).map((x) => x.key))}` : ""}. No fix was applied here.`
       : "No single layer kept in float recovers any score: the drop is spread over many layers.",
   });
   const next =
@@ -75,8 +80,8 @@ export function analysisTables(r: AnalysisResults): Record<"sanity" | "split" | 
     },
     split: {
       caption: "Scores",
-      columns: [{ key: "variant", label: "variant" }, { key: "score", label: r.split.metric.label, format: score }, { key: "drop", label: "drop from FP32", format: score }],
-      rows: r.split.rows.map((x) => ({ variant: x.variant, score: x.score, drop: x.drop })),
+      columns: [{ key: "variant", label: "variant" }, { key: "score", label: r.split.metric.label, format: score }, ...(r.split.fp32 !== null ? [{ key: "drop", label: "drop from FP32", format: score } as const] : [])],
+      rows: r.split.rows.map((x) => ({ variant: x.variant, score: x.score, ...(r.split.fp32 !== null ? { drop: x.drop } : {}) })),
     },
     sweeps: {
       caption: "Per-layer scores",
@@ -84,13 +89,13 @@ export function analysisTables(r: AnalysisResults): Record<"sanity" | "split" | 
         { key: "index", label: "#" },
         { key: "layer", label: "layer" },
         { key: "alone", label: "only this quantized", format: score },
-        { key: "cost", label: "its cost (drop)", format: score },
+        ...(r.sweepEnabled.fp32Score !== null ? [{ key: "cost", label: "its cost (drop)", format: score } as const] : []),
         { key: "allBut", label: "all but this quantized", format: score },
         { key: "recovers", label: "recovered", format: score },
       ],
       rows: r.sweepEnabled.rows.map((x) => {
         const d = disabled.get(x.key);
-        return { index: x.index, layer: x.key, alone: x.score, cost: x.drop, allBut: d?.score ?? null, recovers: d ? d.score - r.sweepDisabled.quantizedScore : null };
+        return { index: x.index, layer: x.key, alone: x.score, ...(x.drop !== null ? { cost: x.drop } : {}), allBut: d?.score ?? null, recovers: d ? d.score - r.sweepDisabled.quantizedScore : null };
       }),
     },
     layerError: {
