@@ -23,7 +23,7 @@ export function splitView(result: SplitResult): View {
   const y = { field: "variant", type: "nominal", sort: null, title: null } as const;
   const x = { type: "quantitative", scale: { domain: scoreDomain(result.rows.map((r) => r.score), result.metric, 0.45), nice: false }, title: result.metric.label, axis: { format: format.axis } } as const;
   const color = { field: "variant", type: "nominal", sort: null, scale: { range: colors }, legend: null } as const;
-  return view(`Weights vs activations (${result.metric.label}): ${result.culprit === "none" ? "no side causes a drop" : result.culprit === "both" ? "both sides cause the drop" : `${result.culprit} cause the drop`}`, result.diagnosis, {
+  return view(`Weights vs activations (${result.metric.label}): ${reading(result)}`, result.diagnosis, {
     width: WIDTH,
     height: 120,
     data: { values: rows },
@@ -34,6 +34,12 @@ export function splitView(result: SplitResult): View {
       { transform: [{ filter: "datum.side === 'left'" }], mark: { type: "text", align: "right", dx: -10 }, encoding: { y, x: { field: "score", ...x }, text: { field: "label" } } },
     ],
   });
+}
+
+/** The title's reading: a drop from FP32 for task scores, the error for fidelity scores (FP32 has no score of its own). */
+function reading(result: SplitResult): string {
+  const what = result.fp32 !== null ? "drop" : "error";
+  return result.culprit === "none" ? `no side causes ${result.fp32 !== null ? "a drop" : "an error"}` : result.culprit === "both" ? `both sides cause the ${what}` : `${result.culprit} cause most of the ${what}`;
 }
 
 registerView<SplitResult>("splitView", { steps: ["weights-vs-activations"] }, splitView);

@@ -1,3 +1,5 @@
+import { IDENTICAL_DB } from "./metric";
+
 /**
  * Scores in words, in the metric's own units, for diagnoses and terminal
  * output: "42.1 dB", "97.50 %", "MSE 1.2e-4" (the score is −MSE), "0.99912".
@@ -6,7 +8,8 @@ export function scoreText(metric: { metric: string }, v: number): string {
   switch (metric.metric) {
     case "sqnr":
     case "psnr":
-      return `${v.toFixed(1)} dB`;
+      // Outputs identical to FP32's have no error to measure (the metric reports IDENTICAL_DB for them).
+      return v >= IDENTICAL_DB ? "identical to FP32" : `${v.toFixed(1)} dB`;
     case "accuracy":
     case "agreement":
       return `${(100 * v).toFixed(2)} %`;
