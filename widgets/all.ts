@@ -23,3 +23,4 @@ import "./high-bias-view";
 import "./bias-correction-view";
 import "./adaround-view";
 import "./range-setting-view";
+import "./image-comparison-view";
