@@ -123,6 +123,12 @@ export async function compareImages(subject: QuantSim | Readonly<Record<string, 
   return { step: "image-comparison", output: outputName, shape, range: [range[0], range[1]], gain, examples, diagnosis: describe(examples, gain) };
 }
 
+/** Whether a graph's first output is a batch of images, [batch, height, width, 1 or 3]. */
+export function imageOutput(graph: Graph): boolean {
+  const shape = graph.node(graph.outputs[0]).outputShape;
+  return shape.length === 4 && (shape[3] === 1 || shape[3] === 3);
+}
+
 /** 1, 2 or 5 × 10^k at or below `g`, so the view can say "× 20". */
 function niceGain(g: number): number {
   if (g <= 1) return 1;

@@ -25,6 +25,7 @@ import { numberFlag, parseArgs } from "./args";
 import { metricFromArgs, prepareQuantRun, QUANT_FLAGS, SCORE_FLAGS } from "./quant-run";
 import { scoreText } from "../eval/score-text";
 import { textTable } from "./table";
+import { compareImages, imageOutput } from "../analysis/image-comparison";
 
 export const ANALYZE_USAGE = `qdebug analyze <model.json> --data <data> --out <dir> [quantization options as for quantize]
   Runs the guidebook's analyses and writes <dir>/results.json (sections sanity, split,
@@ -76,6 +77,8 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
     const histograms = activationHistograms(sim);
     out(`\n5. Ranges and distributions: ${channels.diagnosis} ${histograms.diagnosis}`);
 
+    // Image outputs (super-resolution, segmentation): the report shows them beside FP32's; results.json keeps the numbers only.
+    const images = imageOutput(graph) ? await steps.run("images", () => compareImages(sim!, { data, examples: 2 })) : undefined;
     const results = { model: args.positionals[0], backend: backend.name, config, metric, sanity, split, sweepEnabled: sweepOn, sweepDisabled: sweepOff, layerError: errors, ranges, weightChannels: channels, histograms };
     const files = writeResults(output.dir, results, {
       split: split.rows,
@@ -98,6 +101,7 @@ export async function analyze(argv: readonly string[], out: (s: string) => void)
       ranges,
       weightChannels: channels,
       histograms,
+      images,
     });
     fs.writeFileSync(path.join(output.dir, "report.html"), html);
     output.commit();

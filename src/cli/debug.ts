@@ -13,6 +13,8 @@ import { reportDate, withoutTimings } from "../report/reproducible";
 import { numberFlag, parseArgs } from "./args";
 import { metricFromArgs, prepareQuantRun, QUANT_FLAGS, SCORE_FLAGS, TARGET_FLAGS } from "./quant-run";
 import { scoreText } from "../eval/score-text";
+import { compareImages, ImageComparisonResult, imageOutput } from "../analysis/image-comparison";
+import { QuantSim } from "../quant/quantsim";
 
 export const DEBUG_USAGE = `qdebug debug <model.json> --data <data> (--target <drop> | --min-psnr <dB> | …) --out <dir> [quantization options as for quantize]
   Walks the guidebook's flow chart (sanity check, split, weight fixes, range setting,
@@ -85,7 +87,17 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     out(`\nexported the model to ${path.join(outDir, "model")}: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.quantized} bytes (float32: ${exported.bytes.float32})`);
     const onnx = await timer.run("ONNX export", async () => exportOnnxModel(result.sim, path.join(output.dir, "model"), { encodings: false }));
     out(`and as ONNX (model.onnx): weights on their grid, ${onnx.qdq.length} activation quantizers as QuantizeLinear/DequantizeLinear${onnx.floatCodes.length ? `, ${onnx.floatCodes.length} wider ones as Div/Round/Clip/Mul` : ""}`);
-    const html = flowReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · ${record.targetText} · ${reportDate()}`, record);
+    // Image outputs: the report shows the first examples before the fixes (as configured) and after them, beside FP32's.
+    let images: ImageComparisonResult | undefined;
+    if (imageOutput(graph)) {
+      const baseline = await QuantSim.create(graph, config).calibrate(calibration);
+      try {
+        images = await timer.run("images", () => compareImages({ "before fixes": baseline, "after fixes": result.sim }, { data, examples: 2, reference: graph }));
+      } finally {
+        baseline.dispose();
+      }
+    }
+    const html = flowReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · ${record.targetText} · ${reportDate()}`, record, images);
     fs.writeFileSync(path.join(output.dir, "report.html"), html);
     output.commit();
     out(`wrote ${files.length + 1} files to ${outDir} (record.json, steps.csv, report.html) and the model in ${path.join(outDir, "model")} (model.json, weights, encodings.json, model.onnx)`);

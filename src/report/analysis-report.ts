@@ -13,6 +13,8 @@ import { layerErrorView } from "../../widgets/layer-error-view";
 import { rangesView } from "../../widgets/ranges-view";
 import { layerExplorerView } from "../../widgets/layer-explorer-view";
 import { bitwidthView } from "../../widgets/bitwidth-view";
+import { imageComparisonView } from "../../widgets/image-comparison-view";
+import type { ImageComparisonResult } from "../analysis/image-comparison";
 import { metricFormat } from "../../widgets/spec";
 import { buildReport, ReportSection, ReportSummary, ReportTable } from "./report";
 
@@ -26,6 +28,8 @@ export interface AnalysisResults {
   ranges: RangesResult;
   weightChannels: WeightChannelsResult;
   histograms: HistogramsResult;
+  /** Models with image outputs: FP32 and quantized outputs side by side. */
+  images?: ImageComparisonResult;
 }
 
 const list = (names: string[]) => (names.length <= 1 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`);
@@ -148,6 +152,7 @@ export function analysisSections(r: AnalysisResults): ReportSection[] {
       views: [layerExplorerView(r.weightChannels, r.histograms), rangesView(r.ranges), ...(mostClipped ? [bitwidthView(mostClipped)] : [])],
       tables: [tables.ranges, tables.layers],
     },
+    ...(r.images ? [{ step: "6. The outputs as images", diagnosis: r.images.diagnosis, views: [imageComparisonView(r.images)] }] : []),
   ];
 }
 

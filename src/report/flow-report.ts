@@ -1,6 +1,8 @@
 import type { FlowRecord, FlowStep } from "../flow/flow-types";
 import { flowStepView, viewOf } from "../display/show";
 import { metricFormat } from "../../widgets/spec";
+import { imageComparisonView } from "../../widgets/image-comparison-view";
+import type { ImageComparisonResult } from "../analysis/image-comparison";
 import { buildReport, ReportSection, ReportSummary, ReportTable } from "./report";
 
 const outcome = (s: FlowStep) => (s.kind === "analysis" ? "analysis" : s.skipped ? "skipped" : s.kept ? "kept" : "rejected");
@@ -57,14 +59,16 @@ export function flowTable(record: FlowRecord): ReportTable {
 }
 
 /** The sections of `qdebug debug`'s report: the flow at a glance with its table, then one section per step. */
-export function flowSections(record: FlowRecord): ReportSection[] {
+export function flowSections(record: FlowRecord, images?: ImageComparisonResult): ReportSection[] {
   return [
     { step: "The flow", diagnosis: record.diagnosis, views: [viewOf(record)], tables: [flowTable(record)] },
+    // Models with image outputs: the outputs before and after the fixes, beside FP32's.
+    ...(images ? [{ step: "Before and after, as images", diagnosis: images.diagnosis, views: [imageComparisonView(images)] }] : []),
     ...record.steps.map((s) => ({ step: `${s.index}. ${s.title}`, diagnosis: s.finding, views: [flowStepView(s, record.metric)] })),
   ];
 }
 
-/** `qdebug debug`'s report.html: the summary, contents, the flow, then each step. */
-export function flowReport(title: string, subtitle: string, record: FlowRecord): string {
-  return buildReport(title, subtitle, flowSections(record), { summary: flowSummary(record) });
+/** `qdebug debug`'s report.html: the summary, contents, the flow (and image outputs before and after), then each step. */
+export function flowReport(title: string, subtitle: string, record: FlowRecord, images?: ImageComparisonResult): string {
+  return buildReport(title, subtitle, flowSections(record, images), { summary: flowSummary(record) });
 }
