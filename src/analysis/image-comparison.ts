@@ -82,7 +82,15 @@ export async function compareImages(subject: QuantSim | Readonly<Record<string, 
           }
         };
         collect(forward(graph, inputs), fp32);
-        sims.forEach(([, sim], v) => collect(sim.forward(inputs), variants[v]));
+        sims.forEach(([, sim], v) => {
+          // A copy, so that the caller's simulation is left as it was (no cached quantized weights).
+          const copy = sim.with({});
+          try {
+            collect(copy.forward(inputs), variants[v]);
+          } finally {
+            copy.dispose();
+          }
+        });
       } finally {
         tf.dispose(inputs);
       }

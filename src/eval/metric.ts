@@ -62,7 +62,7 @@ export interface OutputShape {
   shape: readonly (number | null)[];
 }
 
-const shapeText = (shape: readonly (number | null)[]) => `[${shape.map((d) => (d === null ? "batch" : d)).join(", ")}]`;
+const shapeText = (shape: readonly (number | null)[]) => `[${shape.map((d, i) => (i === 0 ? "batch" : d === null ? "?" : d)).join(", ")}]`;
 
 /**
  * Whether an output's last axis holds class scores: [batch, classes] with at
