@@ -89,6 +89,7 @@ export function checkFlags(args: ParsedArgs): void {
     throw new Error(`--${targets[0]} sets the metric to ${targets[0].replace(/^(min|max)-/, "")}, but --metric is ${metricFlag}; give one`);
   }
   const target = args.flags.get("target");
+  if (typeof target === "string" && !(Number(target) >= 0)) throw new Error(`--target is the largest acceptable drop from FP32 and must be ≥ 0, got ${JSON.stringify(target)}`);
   if (typeof target === "string" && typeof metricFlag === "string" && FIDELITY_TARGETS[metricFlag]) {
     throw new Error(`--target is a drop from FP32's own score, but metric ${metricFlag} scores the model against FP32, which has no score of its own: give an absolute target, ${FIDELITY_TARGETS[metricFlag]}`);
   }

@@ -11,8 +11,11 @@ const outcome = (s: FlowStep) => (s.kind === "analysis" ? "analysis" : s.skipped
 export function flowSummary(record: FlowRecord): ReportSummary {
   const format = metricFormat(record.metric);
   const final = record.final.score;
-  const against = record.fp32 !== null ? ` against ${format.text(record.fp32)} in FP32 (${format.changeText(final - record.fp32)})` : "";
-  const headline = `${record.met ? "Target met" : "Target not met"} (${record.targetText ?? `target ${format.text(record.target)}`}): ${format.text(final)}${against}, after ${record.steps.length} steps.`;
+  const verdict = record.met ? "Target met" : "Target not met";
+  // A task score reads against FP32's own score; a fidelity score against its absolute target (FP32 has no score).
+  const headline = record.fp32 !== null
+    ? `${verdict}: ${format.text(final)} against ${format.text(record.fp32)} in FP32 (${format.changeText(final - record.fp32)}; ${record.allowedDrop !== null ? `allowed drop ${format.changeText(-record.allowedDrop).replace(/^[−+]/, "")}` : `target ${format.text(record.target)}`}), after ${record.steps.length} steps.`
+    : `${verdict}: ${format.text(final)} (target ${record.targetText}), after ${record.steps.length} steps.`;
   const split = record.steps.find((s) => s.box === "weights-vs-activations");
   const perLayer = record.steps.find((s) => s.box === "per-layer-analysis");
   const culprit = (split?.result as { culprit?: string } | undefined)?.culprit;
