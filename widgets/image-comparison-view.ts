@@ -3,7 +3,7 @@ import { registerView } from "./registry";
 import { View, view } from "./spec";
 
 /** The longer side of each picture, in pixels (small outputs are enlarged, so pixels show). */
-const SIDE = 180;
+const SIDE = 128;
 const GAP = 10;
 const CAPTION = 16;
 
