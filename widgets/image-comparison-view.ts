@@ -5,7 +5,8 @@ import { View, view } from "./spec";
 /** The longer side of each picture, in pixels (small outputs are enlarged, so pixels show). */
 const SIDE = 128;
 const GAP = 10;
-const CAPTION = 16;
+/** Two caption lines under each picture. */
+const CAPTION = 30;
 
 /**
  * Image outputs side by side (`compareImages`): one row per example, FP32's
@@ -19,10 +20,10 @@ export function imageComparisonView(result: ImageComparisonResult): View {
   const [iw, ih] = [Math.round(w * scale), Math.round(h * scale)];
   const columns = ["FP32", ...result.examples[0].panels.flatMap((p) => [p.variant, `${p.variant}: difference ×${result.gain}`])];
   const cells = result.examples.flatMap((e, row) => [
-    { row, col: 0, url: e.fp32, caption: `example ${e.index + 1}: FP32` },
+    { row, col: 0, url: e.fp32, caption: ["FP32", `example ${e.index + 1}`] },
     ...e.panels.flatMap((p, i) => [
-      { row, col: 1 + 2 * i, url: p.image, caption: `${p.variant}: ${p.psnr === null ? "identical" : `PSNR ${p.psnr.toFixed(1)} dB`}` },
-      { row, col: 2 + 2 * i, url: p.difference, caption: `|${p.variant} − FP32| ×${result.gain}` },
+      { row, col: 1 + 2 * i, url: p.image, caption: [p.variant, p.psnr === null ? "identical to FP32" : `PSNR ${p.psnr.toFixed(1)} dB`] },
+      { row, col: 2 + 2 * i, url: p.difference, caption: ["difference", `×${result.gain}`] },
     ]),
   ]).map((c) => ({ ...c, x: c.col * (iw + GAP) + iw / 2, y: c.row * (ih + CAPTION + GAP) + ih / 2, ty: c.row * (ih + CAPTION + GAP) + ih + 3 }));
   const width = columns.length * (iw + GAP) - GAP;
@@ -35,7 +36,7 @@ export function imageComparisonView(result: ImageComparisonResult): View {
     data: { values: cells },
     layer: [
       { mark: { type: "image", width: iw, height: ih, aspect: false, smooth: false }, encoding: { x: { field: "x", ...pixels }, y: { field: "y", ...rows }, url: { field: "url", type: "nominal" } } },
-      { mark: { type: "text", baseline: "top", fontSize: 11 }, encoding: { x: { field: "x", ...pixels }, y: { field: "ty", ...rows }, text: { field: "caption" } } },
+      { mark: { type: "text", baseline: "top", fontSize: 10, limit: iw + GAP - 2 }, encoding: { x: { field: "x", ...pixels }, y: { field: "ty", ...rows }, text: { field: "caption" } } },
     ],
     config: { view: { stroke: null } },
   });
