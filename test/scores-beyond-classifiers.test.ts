@@ -194,6 +194,11 @@ describe("scores beyond classifiers: regression, two outputs, images", function 
     // A task score (the user's evaluate, finite on FP32): a target above FP32's own score is refused.
     await assert.rejects(debugFlow(regression, { ...options, evaluate: (s) => (s.sites.every((q) => !s.settingsOf(q.name).enabled) ? 0.5 : 0.4), target: { score: 0.9 } }), /the target score ≥ 0\.9000 is above the FP32 model's own score 0\.5000/);
     assert.ok(Date.now() - started < 20000, `refused in ${Date.now() - started} ms`);
+    // Agreement, cosine and MSE have a known value for identical outputs: a drop is taken from it, as before.
+    const agree = await debugFlow(twoHeads, { ...options, metric: "agreement", outputs: [twoHeads.outputs[1]], target: 0.5 });
+    assert.deepEqual([agree.record.target, agree.record.allowedDrop, agree.record.fp32], [0.5, 0.5, null]);
+    assert.match(agree.record.targetText, /^agreement ≥ 50\.00 % \(a drop of 50\.00 pt from identical outputs\)$/);
+    agree.dispose();
     const baseline = await QuantSim.create(regression, options.config).calibrate(data());
     const base = (await score(baseline, { data: data(), metric: "psnr" })).score;
     baseline.dispose();

@@ -42,7 +42,14 @@ export async function debugFlow(model: Graph | string, options: DebugFlowOptions
   try {
     info = metricInfo(options, reference);
     score = makeScorer(reference, options);
-    if (info.kind === "fidelity" && goal.drop !== undefined) throw new Error(dropOfFidelity(info));
+    if (info.kind === "fidelity" && goal.drop !== undefined) {
+      // Scores with a known perfect value (identical outputs: agreement 1, cosine 1, MSE 0) take a drop from it, as before; dB scores have none.
+      const perfect = PERFECT[info.metric];
+      if (perfect === undefined) throw new Error(dropOfFidelity(info));
+      goal.score = perfect - goal.drop;
+      goal.fromPerfect = goal.drop;
+      goal.drop = undefined;
+    }
   } catch (err) {
     if (ownsReference) reference.dispose();
     throw err;
@@ -98,13 +105,13 @@ export async function debugFlow(model: Graph | string, options: DebugFlowOptions
     throw err;
   }
   const drop = (s: number | null) => (fp32 === null || s === null ? null : fp32 - s);
-  const targetText = goal.drop !== undefined ? `drop ≤ ${changeText(info, goal.drop).replace(/^[+−]/, "")} from FP32 (${scoreText(info, target)})` : atLeastText(info, target);
+  const targetText = goal.drop !== undefined ? `drop ≤ ${changeText(info, goal.drop).replace(/^[+−]/, "")} from FP32 (${scoreText(info, target)})` : `${atLeastText(info, target)}${goal.fromPerfect !== undefined ? ` (a drop of ${changeText(info, goal.fromPerfect).replace(/^[+−]/, "")} from identical outputs)` : ""}`;
   const record: FlowRecord = {
     step: "debug-flow",
     model: reference.name,
     metric: info,
     fp32,
-    allowedDrop: goal.drop ?? null,
+    allowedDrop: goal.drop ?? goal.fromPerfect ?? null,
     target,
     targetText,
     ...(reachable ? { reachable } : {}),
@@ -209,7 +216,10 @@ export async function debugFlow(model: Graph | string, options: DebugFlowOptions
 }
 
 /** The target, normalized: a drop from FP32, or an absolute score (and the metric it names). */
-function parseTarget(options: DebugFlowOptions): { drop?: number; score?: number; metric?: MetricName } {
+/** Fidelity scores of outputs identical to FP32's: a drop from these means something. */
+const PERFECT: Partial<Record<string, number>> = { agreement: 1, cosine: 1, mse: 0 };
+
+function parseTarget(options: DebugFlowOptions): { drop?: number; score?: number; metric?: MetricName; fromPerfect?: number } {
   const t = options.target;
   const bad = (why: string) => new Error(`debugFlow: invalid target ${JSON.stringify(t)}: ${why} (target must be a drop from FP32's score such as 0.01 or { drop: 0.01 }, or an absolute score such as { psnr: 40 }, { sqnr: 30 }, { accuracy: 0.9 }, { mse: 1e-4 }, { score: 0.9 })`);
   if (typeof t === "number") {

@@ -60,7 +60,7 @@ export interface FlowRecord {
   metric: MetricInfo;
   /** FP32's own score: a task score's reference; null for a fidelity score (FP32 is the reference). */
   fp32: number | null;
-  /** The largest drop from FP32 the user accepts (task scores given a drop), else null. */
+  /** The largest drop the user accepts: from FP32's score (task scores), or from identical outputs (agreement, cosine, MSE); else null. */
   allowedDrop: number | null;
   /** The score to reach (absolute, on the metric's scale: −MSE for mse). */
   target: number;
@@ -90,7 +90,8 @@ export interface DebugFlowOptions {
   peak?: number;
   /**
    * What to reach. A number, or { drop }: the largest acceptable drop from the
-   * FP32 score, for task scores (0.01 = one point of accuracy). An absolute
+   * FP32 score, for task scores (0.01 = one point of accuracy), or from identical
+   * outputs for agreement, cosine and MSE (1, 1, 0); refused for SQNR and PSNR. An absolute
    * score, for any metric and required for fidelity scores: { psnr: 40 },
    * { sqnr: 30 }, { cosine: 0.999 }, { agreement: 0.99 }, { accuracy: 0.9 },
    * { mse: 1e-4 } (at most), or { score: x } on the metric's own scale.
