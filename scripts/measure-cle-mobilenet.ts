@@ -25,7 +25,7 @@ export async function measureCleOnMobileNet(options: { weightBits?: number; acti
   const config = { weights: { bitwidth: options.weightBits ?? 8 }, activations: { bitwidth: options.activationBits ?? 8 } };
   const before = await QuantSim.create(graph, config).calibrate(data);
   const after = await QuantSim.create(cle.graph, config).calibrate(data);
-  const scores = await scoreBeforeAfter("CLE on MobileNetV2", before, after, { data, metric: "agreement" });
+  const scores = await scoreBeforeAfter({ before, after }, { data, metric: "agreement", step: "CLE on MobileNetV2" });
   before.dispose();
   after.dispose();
   cle.graph.dispose();

@@ -45,7 +45,7 @@ async function measure(
 ): Promise<void> {
   const t = Date.now();
   const after = await make();
-  const scores = await scoreBeforeAfter(name, before, after.sim, { data: evaluation, metric: "accuracy" });
+  const scores = await scoreBeforeAfter({ before, after: after.sim }, { data: evaluation, metric: "accuracy", step: name });
   out.fixes[name] = { ...scores, setting, seconds: (Date.now() - t) / 1000 };
   after.sim.dispose();
   after.graph?.dispose();
@@ -63,7 +63,7 @@ export async function measureFixes(options: { qat?: boolean; onLine?: (s: string
   const fp32Sim = sim.with({ "**": { enabled: false } });
   const figures: FixFigures = { fp32: NaN, examples: { evaluation: 1000, calibration: 1000 }, fixes: {} };
   try {
-    figures.fp32 = (await scoreBeforeAfter("fp32", fp32Sim, fp32Sim, { data: evaluation, metric: "accuracy" })).before;
+    figures.fp32 = (await scoreBeforeAfter({ before: fp32Sim, after: fp32Sim }, { data: evaluation, metric: "accuracy", step: "fp32" })).before;
     const recalibrated = (g: Graph) => QuantSim.create(g, w4a8).calibrate(calibration);
 
     await measure("CLE", "W4A8 per-tensor, ReLU6 → ReLU", sim, async () => {

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const sim = await QuantSim.create(graph, { weights: { bitwidth: 4 }, activations: { bitwidth: activationBits } }).calibrate(train);
   const calibrationMs = Date.now() - start;
   const fp32Sim = sim.with({ "**": { bitwidth: 32 } });
-  const fp32 = await scoreBeforeAfter("fp32", fp32Sim, sim, { data: evaluation, metric: "accuracy" });
+  const fp32 = await scoreBeforeAfter({ before: fp32Sim, after: sim }, { data: evaluation, metric: "accuracy", step: "fp32" });
   fp32Sim.dispose();
 
   start = Date.now();
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     },
   });
   const trainMs = Date.now() - start;
-  const scores = await scoreBeforeAfter("qat", sim, result.sim, { data: evaluation, metric: "accuracy" });
+  const scores = await scoreBeforeAfter({ before: sim, after: result.sim }, { data: evaluation, metric: "accuracy", step: "qat" });
   console.log(
     JSON.stringify({
       backend: backend.name,

@@ -78,7 +78,10 @@ export type { AimetEncodingsFile, AimetQuantizerArgs } from "./quant/aimet-encod
 // 3. Analyze: scores and findings, plain JSON with `step` and `diagnosis`.
 export { score } from "./analysis/score";
 export type { ScoreOptions, ScoreResult } from "./analysis/score";
-export type { EvaluateFn, EvaluationOptions } from "./analysis/evaluation";
+export type { EvaluateFn, EvaluationOptions, MetricInfo } from "./analysis/evaluation";
+export type { MetricName, ScoreKind, OutputSelection, OutputScore } from "./eval/metric";
+export { compareImages } from "./analysis/image-comparison";
+export type { ImageComparisonOptions, ImageComparisonResult, ImagePanel } from "./analysis/image-comparison";
 export { fp32SanityCheck } from "./quant/sanity-check";
 export type { SanityCheckResult, SanityCheckOptions } from "./quant/sanity-check";
 export { weightsVsActivations } from "./analysis/weights-vs-activations";
@@ -102,7 +105,7 @@ export { toCsv, writeResults } from "./analysis/export";
 // 4. Fix: each returns a result with a new graph or simulation, `step`, `diagnosis` and `dispose()`.
 export type { FixResult } from "./fix/fix-result";
 export { scoreBeforeAfter } from "./fix/before-after";
-export type { BeforeAfter } from "./fix/before-after";
+export type { BeforeAfter, BeforeAfterPair, BeforeAfterOptions } from "./fix/before-after";
 export type { CurvePoint } from "./fix/training-curve";
 export { foldBatchNorms } from "./fix/fold-batch-norm";
 export type { FoldResult, BatchNormStats } from "./fix/fold-batch-norm";
@@ -124,7 +127,7 @@ export type { QatOptions, QatResult, QatLoss, LearnedRangeRow } from "./fix/qat"
 // 5. Guided: the whole flow chart as one run.
 export { debugFlow } from "./flow/debug-flow";
 export type { DebugFlowResult } from "./flow/debug-flow";
-export type { DebugFlowOptions, FlowRecord, FlowStep, FlowBox } from "./flow/flow-types";
+export type { DebugFlowOptions, FlowRecord, FlowStep, FlowBox, FlowTarget } from "./flow/flow-types";
 
 // 6. Export: the fixed model and its encodings.
 export { exportQuantizedModel } from "./export/tfjs-quantized";
@@ -147,6 +150,7 @@ export type { View } from "../widgets/spec";
 export { sanityView } from "../widgets/sanity-view";
 export { splitView } from "../widgets/split-view";
 export { sweepView } from "../widgets/sweep-view";
+export { imageComparisonView } from "../widgets/image-comparison-view";
 export { layerErrorView } from "../widgets/layer-error-view";
 export { rangesView } from "../widgets/ranges-view";
 export { weightChannelsView } from "../widgets/weight-channels-view";

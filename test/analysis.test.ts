@@ -37,7 +37,8 @@ describe("debugging analyses", () => {
 
   it("weights vs activations: the weights cause the drop, and the diagnosis says what to try", async () => {
     const r = await assertNoLeak("split", () => weightsVsActivations(sim, { data: data(), metric: "mse" }));
-    assert.equal(r.fp32, 0, "FP32 against itself has no error");
+    assert.equal(r.fp32, null, "MSE against FP32 is a fidelity score: FP32 is its reference and has no score of its own");
+    assert.deepEqual(r.rows.map((row) => row.variant), ["weights only", "activations only", "weights + activations"]);
     assert.ok(-r.weightsOnly > 100 * -r.activationsOnly, `MSE weights-only ${-r.weightsOnly}, activations-only ${-r.activationsOnly}`);
     assert.equal(r.culprit, "weights");
     assert.match(r.diagnosis, /Fix weights first/);

@@ -192,7 +192,7 @@ describe("bad inputs: each refused with a message that says what is wrong", func
     { name: "--eval empty", run: () => run(["analyze", block, "--data", x, "--out", out(), "--eval", ""]), expected: /--eval needs a value, got ""/ },
     { name: "--percentile 0", run: () => quantize(["--percentile", "0"]), expected: /--percentile must be a number in \(0, 100\], got "0"/ },
     { name: "--scheme unknown", run: () => quantize(["--scheme", "max"]), expected: /--scheme must be one of minmax, percentile, sqnr, mse, got "max"/ },
-    { name: "--metric unknown", run: () => debug(["--metric", "top1"]), expected: /--metric must be one of accuracy, agreement, sqnr, mse, psnr, got "top1"/ },
+    { name: "--metric unknown", run: () => debug(["--metric", "top1"]), expected: /--metric must be one of accuracy, agreement, sqnr, mse, psnr, cosine, got "top1"/ },
     { name: "--granularity unknown", run: () => run(["analyze", block, "--data", x, "--out", out(), "--granularity", "node"]), expected: /--granularity must be layer or quantizer, got "node"/ },
     { name: "--backend unknown", run: () => quantize(["--backend", "gpu"]), expected: /--backend: invalid backend: "gpu"/ },
     { name: "-w 4 (one dash)", run: () => quantize(["-w", "4"]), expected: /unknown flag -w: flags start with two dashes \(flags: --per-channel, --data/ },

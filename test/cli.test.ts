@@ -9,6 +9,7 @@ import { EXAMPLE_MODEL, packageDir } from "./fixtures/models";
 import { saveModel } from "./fixtures/save-model";
 import { randomizeWeights, setupBackend } from "./helpers";
 import { writeNpy } from "../src/data/npy";
+import { esrganCrops } from "../scripts/make-esrgan-crops";
 import { parseArgs } from "../src/cli/args";
 import { checkFlags } from "../src/cli/flag-rules";
 import { configFromArgs, QUANT_FLAGS } from "../src/cli/quant-run";
@@ -116,7 +117,7 @@ describe("CLI", () => {
     const manifest = json.weightsManifest.flatMap((g: { weights: { name: string; quantization?: { dtype: string } }[] }) => g.weights);
     assert.ok(manifest.filter((w: { quantization?: { dtype: string } }) => w.quantization?.dtype === "uint8").length >= 15);
     assert.ok(!JSON.stringify(json.modelTopology).includes("BatchNormalization"), "BatchNorm folded away");
-    await assert.rejects(run(["debug", EXAMPLE_MODEL, "--data", "mnist", "--out", out]), /debug needs --target/);
+    await assert.rejects(run(["debug", EXAMPLE_MODEL, "--data", "mnist", "--out", out]), /debug needs a target: --target/);
   });
 
   it("quantize rejects bad options by name", async () => {
@@ -155,6 +156,23 @@ describe("CLI", () => {
     assert.ok(cut.nodes.length < whole.nodes.length, `${cut.nodes.length} nodes cut vs ${whole.nodes.length}`);
     await assert.rejects(run(["info", modelPath, "--outputs", "fc"]), /is a layers model: the outputs, inputs and inputShapes options apply to graph models only/);
     await assert.rejects(run(["info", antispoof, "--outputs", "a,,b"]), /--outputs takes tensor names separated by commas/);
+  });
+
+  it("an image model (esrgan-slim x2, real photo crops as uint8 .npy): --input-range, agreement refused, an unreachable --min-psnr refused before the fixes", async () => {
+    const crops = esrganCrops(16, 1);
+    const npy = path.join(dir, "crops.npy");
+    writeNpy(npy, Uint8Array.from(crops.dataSync()), crops.shape);
+    crops.dispose();
+    const model = path.join(packageDir("@upscalerjs/esrgan-slim"), "models", "x2", "model.json");
+    const common = [model, "--data", npy, "--input-range", "0,255", "--calib", "6"];
+    await assert.rejects(run(["analyze", ...common, "--metric", "agreement", "--out", path.join(dir, "img-agree")]), /metric "agreement" compares arg-max classes, but output "SR" has shape \[batch, \?, \?, 3\]/);
+    await assert.rejects(run(["debug", ...common, "--metric", "psnr", "--target", "3", "--out", path.join(dir, "img-drop")]), /--target is a drop from FP32's own score, but metric psnr .* --min-psnr 40/);
+    await assert.rejects(run(["debug", ...common, "--min-psnr", "40", "--metric", "sqnr", "--out", path.join(dir, "img-both")]), /--min-psnr sets the metric to psnr, but --metric is sqnr/);
+    await assert.rejects(run(["debug", ...common.slice(0, 3), "--input-range", "255,0", "--min-psnr", "40", "--out", path.join(dir, "img-range")]), /--input-range takes numbers: the low end must be below the high end/);
+    const started = Date.now();
+    await assert.rejects(run(["debug", ...common, "--min-psnr", "150", "--peak", "255", "--out", path.join(dir, "img-unreachable")]), /out of reach: with every weight and activation at 16 bits the model scores \d+\.\d dB/);
+    assert.ok(Date.now() - started < 60000, `refused in ${Date.now() - started} ms`);
+    assert.ok(!fs.existsSync(path.join(dir, "img-unreachable")), "a refused run leaves no output");
   });
 
   it("explains what is wrong: missing file, unknown command or option", async () => {

@@ -32,7 +32,7 @@ describe("debugFlow", () => {
     const { record } = result;
     assert.equal(record.met, true, record.diagnosis);
     assert.ok(record.final.score >= record.target, `${record.final.score} < ${record.target}`);
-    assert.ok(Math.abs(record.fp32 - 0.978) < 0.01, `FP32 accuracy on 1000 images ${record.fp32}`);
+    assert.ok(Math.abs(record.fp32! - 0.978) < 0.01, `FP32 accuracy on 1000 images ${record.fp32}`);
     const boxes = record.steps.map((s) => s.box);
     assert.deepEqual(boxes.slice(0, 4), ["fp32-sanity-check", "quantized-baseline", "weights-vs-activations", "fold-batch-norm"]);
     assert.deepEqual(seen, boxes, "onStep saw every step as it happened");
@@ -47,7 +47,7 @@ describe("debugFlow", () => {
     let current = record.steps[1].score;
     for (const s of record.steps.slice(2)) {
       if (s.kind === "fix" && !s.skipped) {
-        if (s.box !== "fold-batch-norm") assert.equal(s.kept, s.score > s.before, `${s.box}: kept ${s.kept} at ${s.before} → ${s.score}`);
+        if (s.box !== "fold-batch-norm") assert.equal(s.kept, s.score! > s.before!, `${s.box}: kept ${s.kept} at ${s.before} → ${s.score}`);
         if (s.kept) current = s.score;
       }
       assert.ok(s.finding.length > 20, `${s.box} says what it found`);

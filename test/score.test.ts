@@ -34,8 +34,8 @@ describe("score(subject, { data, metric | evaluate })", function () {
     assert.equal(quantized.score, side.variants.sim.accuracy);
     assert.ok(quantized.score < fp32.score, `4-bit weights cost accuracy: ${quantized.score} vs ${fp32.score}`);
     assert.match(fp32.diagnosis, /^The FP32 model scores \d+\.\d\d % \(top-1 accuracy/i);
-    // Agreement of FP32 with itself is exact.
-    assert.equal((await score(graph, { data: data(), metric: "agreement" })).score, 1);
+    // FP32 has no fidelity score against itself: refused, not "agreement 100 %".
+    await assert.rejects(score(graph, { data: data(), metric: "agreement" }), /this is the FP32 model itself: it has no score of its own/);
   });
 
   it("takes the user's evaluate(sim), and names what is missing", async () => {

@@ -25,3 +25,4 @@ import "./high-bias-view";
 import "./bias-correction-view";
 import "./adaround-view";
 import "./range-setting-view";
+import "./image-comparison-view";

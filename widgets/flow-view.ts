@@ -18,7 +18,9 @@ export function flowView(record: FlowRecord): View {
     finding: s.finding,
     seconds: s.seconds,
   }));
-  const ys = [...rows.map((r) => r.score), record.fp32, record.target];
+  // A fidelity score has no FP32 line: FP32 is its reference, not a score.
+  const refs = [...(record.fp32 !== null ? [{ v: record.fp32, what: "FP32" }] : []), { v: record.target, what: "target" }];
+  const ys = [...rows.map((r) => r.score), ...refs.map((r) => r.v)].filter((v): v is number => v !== null && Number.isFinite(v));
   const pad = Math.max(1e-3, (Math.max(...ys) - Math.min(...ys)) * 0.1);
   const y = { type: "quantitative", scale: { domain: [Math.min(...ys) - pad, Math.max(...ys) + pad] }, title: record.metric.label, axis: { format: metricFormat(record.metric).axis } } as const;
   // An explicit domain keeps the steps in order although the layers hold different subsets of them.
@@ -28,11 +30,11 @@ export function flowView(record: FlowRecord): View {
     height: 220,
     layer: [
       {
-        data: { values: [{ v: record.fp32, what: "FP32" }, { v: record.target, what: "target" }] },
+        data: { values: refs },
         mark: { type: "rule", strokeDash: [4, 3] },
         encoding: {
           y: { field: "v", ...y },
-          color: { field: "what", type: "nominal", scale: { range: [COLORS.fp32, COLORS.pass] }, title: null },
+          color: { field: "what", type: "nominal", scale: { domain: refs.map((r) => r.what), range: refs.map((r) => (r.what === "FP32" ? COLORS.fp32 : COLORS.pass)) }, title: null },
         },
       },
       {
@@ -41,7 +43,7 @@ export function flowView(record: FlowRecord): View {
         encoding: { x, y: { field: "path", ...y } },
       },
       {
-        data: { values: rows },
+        data: { values: rows.filter((r) => r.score !== null) },
         mark: { type: "point", size: 90, strokeWidth: 2 },
         encoding: {
           x,
@@ -49,7 +51,7 @@ export function flowView(record: FlowRecord): View {
           shape: { field: "kept", type: "nominal", scale: { domain: ["analysis", "fix kept", "fix not kept", "skipped"], range: ["diamond", "circle", "circle", "cross"] }, title: "step" },
           fill: { field: "kept", type: "nominal", scale: { domain: ["analysis", "fix kept", "fix not kept", "skipped"], range: [COLORS.quantized, COLORS.quantized, "white", "white"] }, title: "step" },
           stroke: { value: COLORS.quantized },
-          tooltip: [{ field: "label", title: "step" }, { field: "score", format: ".4f" }, { field: "kept", title: "outcome" }, { field: "finding" }, ...(rows.some((r) => r.seconds !== undefined) ? [{ field: "seconds", format: ".1f" }] : [])],
+          tooltip: [{ field: "label", title: "step" }, { field: "score", format: metricFormat(record.metric).score }, { field: "kept", title: "outcome" }, { field: "finding" }, ...(rows.some((r) => r.seconds !== undefined) ? [{ field: "seconds", format: ".1f" }] : [])],
         },
       },
     ],
@@ -66,16 +68,16 @@ export function fixStepView(step: FlowStep, metric?: MetricInfo): View {
   const rows = [
     { what: "before", score: step.before },
     { what: step.kind === "fix" ? (step.kept ? "after (kept)" : "candidate (not kept)") : "after", score: step.score },
-  ];
-  const refs = [{ v: step.fp32, what: "FP32" }, { v: step.target, what: "target" }];
-  const ys = [...rows.map((r) => r.score), step.fp32, step.target].filter(Number.isFinite);
+  ].filter((r): r is { what: string; score: number } => r.score !== null && Number.isFinite(r.score));
+  const refs = [...(step.fp32 !== null ? [{ v: step.fp32, what: "FP32" }] : []), { v: step.target, what: "target" }];
+  const ys = [...rows.map((r) => r.score), ...refs.map((r) => r.v)].filter(Number.isFinite);
   const pad = Math.max(1e-3, (Math.max(...ys) - Math.min(...ys)) * 0.15);
   const x = { type: "quantitative", scale: { domain: [Math.min(...ys) - pad, Math.max(...ys) + pad] }, title: metric?.label ?? "score", axis: { format: format.axis } } as const;
   return view(`${step.index}. ${step.title}`, step.finding, {
     width: WIDTH,
     height: 90,
     layer: [
-      { data: { values: refs }, mark: { type: "rule", strokeDash: [4, 3] }, encoding: { x: { field: "v", ...x }, color: { field: "what", type: "nominal", scale: { range: [COLORS.fp32, COLORS.pass] }, title: null } } },
+      { data: { values: refs }, mark: { type: "rule", strokeDash: [4, 3] }, encoding: { x: { field: "v", ...x }, color: { field: "what", type: "nominal", scale: { domain: refs.map((r) => r.what), range: refs.map((r) => (r.what === "FP32" ? COLORS.fp32 : COLORS.pass)) }, title: null } } },
       {
         data: { values: rows },
         mark: { type: "point", filled: true, size: 140, color: COLORS.quantized },

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { Dataset } from "../data/types";
-import { MetricAccumulator, MetricName } from "../eval/metric";
+import { MetricAccumulator, MetricName, metricSpec, MetricSpec, OutputScore, outputShapes } from "../eval/metric";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
 import { forEachBatch } from "../runner/for-each-batch";
@@ -22,10 +22,18 @@ export interface ScoredVariant {
    * batch's FP32 pass instead of being recomputed.
    */
   changedFrom?: readonly string[];
+  /**
+   * The FP32 model itself (every quantizer bypassed): a fidelity score against
+   * FP32 does not score it, and an `evaluate` may give it +Infinity.
+   */
+  fp32?: boolean;
 }
 
 export interface ScoreOptions {
-  metric: MetricName;
+  /** A metric name (resolved against the graph's outputs), or a resolved spec (outputs chosen, PSNR's peak). */
+  metric: MetricName | MetricSpec;
+  /** Filled with each variant's per-output scores. */
+  perOutput?: Map<string, OutputScore[]>;
   /** Reuse FP32 intermediates upstream of each variant's first quantizer. */
   cacheFp32?: boolean;
   onProgress?: ProgressFn;
@@ -43,15 +51,23 @@ export interface ScoreOptions {
  * skipped would have computed the very same FP32 tensors.
  */
 export async function scoreVariants(graph: Graph, data: Dataset, variants: readonly ScoredVariant[], options: ScoreOptions): Promise<Map<string, number>> {
-  if (onnxCanRun(graph, variants.map((v) => v.sim))) return scoreVariantsOnnx(graph, data, variants, options);
-  const accumulators = new Map(variants.map((v) => [v.key, new MetricAccumulator(options.metric)]));
+  const spec = typeof options.metric === "string" ? metricSpec({ metric: options.metric }, outputShapes(graph)) : options.metric;
+  const accumulators = new Map(variants.map((v) => [v.key, new MetricAccumulator(spec)]));
+  if (onnxCanRun(graph, variants.map((v) => v.sim))) await scoreVariantsOnnx(graph, data, variants, accumulators, options);
+  else await scoreVariantsTfjs(graph, data, variants, accumulators, options);
+  for (const [k, a] of accumulators) options.perOutput?.set(k, a.perOutput());
+  return new Map([...accumulators].map(([k, a]) => [k, a.score()]));
+}
+
+async function scoreVariantsTfjs(graph: Graph, data: Dataset, variants: readonly ScoredVariant[], accumulators: Map<string, MetricAccumulator>, options: ScoreOptions): Promise<void> {
+  const metric = typeof options.metric === "string" ? options.metric : options.metric.metric;
   const downstream = options.cacheFp32 ? new Map(variants.map((v) => [v.key, descendants(graph, v.changedFrom ?? graph.inputs)])) : undefined;
   let examples = 0;
   await forEachBatch(graph, data, { task: options.task ?? "scoring", onProgress: options.onProgress }, (batch) => {
     // Accuracy compares with the labels only: without the cache, the FP32 pass would be wasted.
     const { outputs: reference, all } = downstream
       ? forwardKeepingAll(graph, batch.inputs)
-      : { outputs: options.metric === "accuracy" ? [] : forward(graph, batch.inputs), all: new Map<string, tf.Tensor>() };
+      : { outputs: metric === "accuracy" ? [] : forward(graph, batch.inputs), all: new Map<string, tf.Tensor>() };
     try {
       for (const v of variants) {
         const outputs = v.sim.forward(batch.inputs, { cached: downstream ? unchangedBy(all, downstream.get(v.key)!) : undefined });
@@ -68,7 +84,6 @@ export async function scoreVariants(graph: Graph, data: Dataset, variants: reado
     examples += batch.inputs[0].shape[0];
     options.onPartial?.(new Map([...accumulators].map(([k, a]) => [k, a.score()])), examples);
   });
-  return new Map([...accumulators].map(([k, a]) => [k, a.score()]));
 }
 
 /**
@@ -78,11 +93,10 @@ export async function scoreVariants(graph: Graph, data: Dataset, variants: reado
  * A "disable one" or "enable one" sweep then computes the common trunk once
  * per batch, and builds each variant's own session once per pass.
  */
-async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly ScoredVariant[], options: ScoreOptions): Promise<Map<string, number>> {
-  const accumulators = new Map(variants.map((v) => [v.key, new MetricAccumulator(options.metric)]));
+async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly ScoredVariant[], accumulators: Map<string, MetricAccumulator>, options: ScoreOptions): Promise<void> {
   const referenceKey = "\u0000reference";
   const reference = allBypassed(variants[0].sim);
-  const needsReference = options.metric !== "accuracy";
+  const needsReference = (typeof options.metric === "string" ? options.metric : options.metric.metric) !== "accuracy";
   // Segments pay off when variants share parts; a few whole-model variants run fastest in one session each.
   // Many variants run in one-thread sessions: small segments gain nothing from a second thread (same wall time, 25 % more CPU).
   const many = variants.length > 3;
@@ -142,7 +156,6 @@ async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly
     reference.dispose();
     await program.dispose();
   }
-  return new Map([...accumulators].map(([k, a]) => [k, a.score()]));
 }
 
 /** The nodes at or after `from`: those whose values can change when `from` change. */

@@ -1,3 +1,4 @@
+import { changeText, scoreText } from "../eval/score-text";
 import { QuantSim } from "../quant/quantsim";
 import { EvaluationOptions, metricInfo, MetricInfo, scoreAll } from "./evaluation";
 import { ScoredVariant } from "./score-variants";
@@ -11,8 +12,8 @@ export interface SweepRow {
   node: string;
   quantizers: string[];
   score: number;
-  /** FP32 score minus this score: how much this change costs (negative = it helps). */
-  drop: number;
+  /** FP32 score minus this score: how much this change costs (negative = it helps); null for a fidelity score (FP32 has none). */
+  drop: number | null;
 }
 
 export interface SweepResult {
@@ -21,7 +22,8 @@ export interface SweepResult {
   mode: "enable-one" | "disable-one";
   granularity: Granularity;
   metric: MetricInfo;
-  fp32Score: number;
+  /** FP32's own score (task scores); null for a fidelity score, whose reference FP32 is. */
+  fp32Score: number | null;
   quantizedScore: number;
   rows: SweepRow[];
   /** Whether FP32 intermediates upstream of each group were reused ("enable one" only). */
@@ -81,33 +83,35 @@ async function sweep(
   const fp32 = allBypassed(sim);
   // A copy, so that the caller's simulation is left as it was (no cached quantized weights).
   const quantized = sim.with({});
-  const all: ScoredVariant[] = [{ key: "\u0000fp32", sim: fp32, changedFrom: [] }, { key: "\u0000quantized", sim: quantized }, ...variants];
+  const all: ScoredVariant[] = [{ key: "\u0000fp32", sim: fp32, changedFrom: [], fp32: true }, { key: "\u0000quantized", sim: quantized }, ...variants];
   const rowOf = new Map(groups.map((g, index) => [g.key, { index, group: g }]));
-  let fp32Score: number | undefined;
+  // A task score's FP32 score comes first; a fidelity score never has one (then drops are null).
+  let fp32Score: number | null = null;
+  const task = (score: number | undefined) => score !== undefined && Number.isFinite(score);
+  const rowsOf = (scores: Map<string, number>, f: number | null) =>
+    groups.map((g, index) => ({ index, key: g.key, node: g.node, quantizers: g.quantizers, score: scores.get(g.key)!, drop: f !== null ? f - scores.get(g.key)! : null }));
   try {
     const scores = await scoreAll(step, all, {
       ...options,
       cacheFp32: cached,
       onPartial: options.onPartial
         ? (running, examples) => {
-            const f = running.get("\u0000fp32")!;
-            const rows = groups.map((g, index) => ({ index, key: g.key, node: g.node, quantizers: g.quantizers, score: running.get(g.key)!, drop: f - running.get(g.key)! }));
+            const f = task(running.get("\u0000fp32")) ? running.get("\u0000fp32")! : null;
             const diagnosis = `Running: scores on the first ${examples} examples.`;
-            options.onPartial!({ step, mode, granularity, metric: metricInfo(options), fp32Score: f, quantizedScore: running.get("\u0000quantized")!, rows, cached, diagnosis }, examples);
+            options.onPartial!({ step, mode, granularity, metric: metricInfo(options, sim.graph, f ?? Infinity), fp32Score: f, quantizedScore: running.get("\u0000quantized")!, rows: rowsOf(running, f), cached, diagnosis }, examples);
           }
         : undefined,
       onScore: (key, score) => {
-        if (key === "\u0000fp32") fp32Score = score;
+        if (key === "\u0000fp32" && task(score)) fp32Score = score;
         const r = rowOf.get(key);
-        if (r && fp32Score !== undefined) {
-          options.onRow?.({ index: r.index, key, node: r.group.node, quantizers: r.group.quantizers, score, drop: fp32Score - score });
-        }
+        if (r) options.onRow?.({ index: r.index, key, node: r.group.node, quantizers: r.group.quantizers, score, drop: fp32Score !== null ? fp32Score - score : null });
       },
     });
-    const f = scores.get("\u0000fp32")!;
+    const metric = metricInfo(options, options.evaluate ? undefined : sim.graph, scores.get("\u0000fp32"));
+    const f = metric.kind === "task" ? scores.get("\u0000fp32")! : null;
     const q = scores.get("\u0000quantized")!;
-    const rows = groups.map((g, index) => ({ index, key: g.key, node: g.node, quantizers: g.quantizers, score: scores.get(g.key)!, drop: f - scores.get(g.key)! }));
-    return { step, mode, granularity, metric: metricInfo(options), fp32Score: f, quantizedScore: q, rows, cached, diagnosis: diagnose(mode, f, q, rows) };
+    const rows = rowsOf(scores, f);
+    return { step, mode, granularity, metric, fp32Score: f, quantizedScore: q, rows, cached, diagnosis: diagnose(mode, metric, f, q, rows) };
   } finally {
     fp32.dispose();
     quantized.dispose();
@@ -115,17 +119,38 @@ async function sweep(
   }
 }
 
-const fmt = (v: number) => (Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(4));
+/** Sweep rows ranked worst first: the lowest score for "enable one", the highest for "disable one" (the most recovered). */
+export function rankedRows(result: Pick<SweepResult, "mode" | "rows">): SweepRow[] {
+  return [...result.rows].sort((a, b) => (result.mode === "enable-one" ? a.score - b.score : b.score - a.score));
+}
 
-function diagnose(mode: SweepResult["mode"], fp32: number, quantized: number, rows: SweepRow[]): string {
-  const total = fp32 - quantized;
+function diagnose(mode: SweepResult["mode"], metric: MetricInfo, fp32: number | null, quantized: number, rows: SweepRow[]): string {
+  const t = (v: number) => scoreText(metric, v);
+  const ranked = rankedRows({ mode, rows });
+  const allQuantized = `all quantized: ${t(quantized)}`;
   if (mode === "enable-one") {
-    const worst = [...rows].sort((a, b) => b.drop - a.drop).slice(0, 3).filter((r) => r.drop > 0);
-    if (worst.length === 0) return `No layer loses anything when quantized alone (FP32 ${fmt(fp32)}); the drop of the whole model (${fmt(total)}) comes from errors adding up across layers.`;
-    const share = total > 0 ? ` — ${Math.round((100 * worst[0].drop) / total)} % of the whole model's drop of ${fmt(total)}` : "";
-    return `Quantized alone, ${worst.map((r) => `${r.key} (−${fmt(r.drop)})`).join(", ")} cost the most. ${worst[0].key} alone loses ${fmt(worst[0].drop)}${share}. Visualize its tensors next (per-channel weight ranges and activation histogram), then fix that quantizer: a custom range or a higher bit-width.`;
+    const lossy = ranked.filter((r) => (fp32 !== null ? r.score < fp32 : true)).slice(0, 3);
+    if (lossy.length === 0) return `No layer loses anything when quantized alone (FP32 ${t(fp32!)}); the ${allQuantized} comes from errors adding up across layers.`;
+    const worst = lossy[0];
+    const next = "Visualize its tensors next (per-channel weight ranges and activation histogram), then fix that quantizer: a custom range or a higher bit-width.";
+    if (fp32 !== null) {
+      const total = fp32 - quantized;
+      const share = total > 0 ? ` — ${Math.round((100 * (fp32 - worst.score)) / total)} % of the whole model's drop` : "";
+      return `Quantized alone, ${lossy.map((r) => `${r.key} (${changeText(metric, r.score - fp32)})`).join(", ")} cost the most against FP32 ${t(fp32)}. ${worst.key} quantized alone: ${t(worst.score)} (${allQuantized})${share}. ${next}`;
+    }
+    return `Quantized alone, ${lossy.map((r) => `${r.key} (${t(r.score)})`).join(", ")} score lowest. ${worst.key} quantized alone: ${t(worst.score)} (${allQuantized})${errorShare(metric, worst.score, quantized)}. ${next}`;
   }
-  const best = [...rows].sort((a, b) => a.drop - b.drop).slice(0, 3);
-  const recovered = total > 0 ? Math.round((100 * (best[0].score - quantized)) / total) : 0;
-  return `Keeping one layer in float recovers the most for ${best.map((r) => `${r.key} (score ${fmt(r.score)})`).join(", ")}. ${best[0].key} in float recovers ${Math.max(0, Math.min(100, recovered))} % of the drop (${fmt(total)}): a candidate for a higher bit-width.`;
+  const best = ranked.slice(0, 3);
+  const head = best[0];
+  if (head.score <= quantized) return `Keeping no single layer in float raises the score above the ${allQuantized}: the error is spread over many layers.`;
+  const recovered = fp32 !== null && fp32 > quantized ? `, ${Math.max(0, Math.min(100, Math.round((100 * (head.score - quantized)) / (fp32 - quantized))))} % of the drop from FP32 ${t(fp32)}` : "";
+  return `Keeping one layer in float raises the score the most for ${best.map((r) => `${r.key} (${t(r.score)})`).join(", ")}. ${head.key} in float: ${t(head.score)} (${allQuantized}${recovered}): a candidate for a higher bit-width.`;
+}
+
+/** Where errors add (SQNR, PSNR, MSE): a layer's own error as a share of the whole model's. */
+function errorShare(metric: MetricInfo, alone: number, quantized: number): string {
+  const m = metric.metric;
+  if (m !== "sqnr" && m !== "psnr" && m !== "mse") return "";
+  const share = m === "mse" ? alone / quantized : 10 ** ((quantized - alone) / 10);
+  return share > 0 && Number.isFinite(share) ? `: its error alone is ${Math.round(100 * share)} % of the whole model's` : "";
 }

@@ -1,8 +1,8 @@
 import { BackendInfo, useBackend } from "../backend";
-import { toDataset } from "../data/dataset";
+import { DatasetOptions, toDataset } from "../data/dataset";
 import { takeExamples } from "../data/take";
 import { Dataset, disposeBatch } from "../data/types";
-import { MetricName, metricName } from "../eval/metric";
+import { MetricName, metricName, metricSpec, outputShapes } from "../eval/metric";
 import { Graph } from "../graph/graph";
 import { loadGraph, LoadGraphOptions } from "../graph/load-model";
 import { QuantScheme } from "../quant/encoding";
@@ -16,8 +16,11 @@ import { OutputSet } from "./output-dir";
 /** Quantization options shared by the quantize and analyze commands. */
 export const QUANT_FLAGS = {
   boolean: ["per-channel"],
-  value: ["data", "labels", "w-bits", "a-bits", "w-scheme", "a-scheme", "range-method", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out", "outputs"],
+  value: ["data", "labels", "w-bits", "a-bits", "w-scheme", "a-scheme", "range-method", "scheme", "percentile", "config", "calib", "batch-size", "backend", "out", "outputs", "input-range", "mean", "std"],
 };
+
+/** How analyze and debug score: the metric, the outputs it scores, PSNR's peak. */
+export const SCORE_FLAGS = ["metric", "score-outputs", "peak"] as const;
 
 export function configFromArgs(args: ParsedArgs): QuantSimConfig {
   const base: QuantSimConfig = args.flags.has("config") ? readConfigFile(String(args.flags.get("config"))) : {};
@@ -78,6 +81,7 @@ export async function prepareQuantRun(command: string, args: ParsedArgs, usage: 
         batchSize: numberFlag(args, "batch-size", 32),
         labels: args.flags.get("labels") as string | undefined,
         inputSpecs: graph.inputSpecs,
+        ...inputScalingFromArgs(args),
       });
       const calibration = takeExamples(data, numberFlag(args, "calib", 500));
       return { backend, graph, config, uncalibrated, data, calibration, outDir, output };
@@ -92,13 +96,65 @@ export async function prepareQuantRun(command: string, args: ParsedArgs, usage: 
   }
 }
 
-/** --metric, or by default accuracy when the data has class labels, else agreement with FP32. */
-export async function metricFromArgs(args: ParsedArgs, data: Dataset): Promise<MetricName> {
-  if (args.flags.has("metric")) return metricName(args.flags.get("metric"));
-  for await (const b of data.batches()) {
-    const labelled = b.labels !== undefined && b.labels.rank === 1;
-    disposeBatch(b);
-    return labelled ? "accuracy" : "agreement";
+/** --input-range a,b (pixels 0..255 onto [a, b]: images and uint8 .npy), --mean and --std (one value, or one per channel). */
+export function inputScalingFromArgs(args: ParsedArgs): Pick<DatasetOptions, "imageRange" | "mean" | "std"> {
+  const list = (key: string) => (args.flags.has(key) ? numberList(String(args.flags.get(key))) : undefined);
+  const range = list("input-range");
+  const mean = list("mean");
+  const std = list("std");
+  return {
+    ...(range ? { imageRange: [range[0], range[1]] as [number, number] } : {}),
+    ...(mean ? { mean: mean.length === 1 ? mean[0] : mean } : {}),
+    ...(std ? { std: std.length === 1 ? std[0] : std } : {}),
+  };
+}
+
+/** "0,255" → [0, 255] (checked by checkFlags). */
+export function numberList(value: string): number[] {
+  return value.split(",").map((v) => Number(v.trim()));
+}
+
+/** The scoring options of analyze and debug, from --metric, --score-outputs and --peak. */
+export interface ScoringFlags {
+  metric: MetricName;
+  outputs?: Record<string, number>;
+  peak?: number;
+}
+
+/**
+ * --metric, or by default accuracy when the data has class labels, else agreement
+ * when the model's (first) output is a class distribution, else output SQNR.
+ * Checked against the model's outputs: agreement on an image output is an error naming it.
+ */
+export async function metricFromArgs(args: ParsedArgs, data: Dataset, graph?: Graph): Promise<ScoringFlags> {
+  const outputs = args.flags.has("score-outputs") ? outputWeightsFlag(String(args.flags.get("score-outputs"))) : undefined;
+  const peak = args.flags.has("peak") ? numberFlag(args, "peak", 1) : undefined;
+  let metric: MetricName | undefined = args.flags.has("metric") ? metricName(args.flags.get("metric")) : targetMetric(args);
+  if (metric === undefined) {
+    for await (const b of data.batches()) {
+      const labelled = b.labels !== undefined && b.labels.rank === 1;
+      disposeBatch(b);
+      if (labelled) metric = "accuracy";
+      break;
+    }
   }
-  return "agreement";
+  const resolved = graph ? metricSpec({ metric, outputs, peak }, outputShapes(graph)).metric : (metric ?? "agreement");
+  return { metric: resolved, ...(outputs ? { outputs } : {}), ...(peak !== undefined ? { peak } : {}) };
+}
+
+/** The metric an absolute target flag names (--min-psnr 40 scores PSNR). */
+export function targetMetric(args: ParsedArgs): MetricName | undefined {
+  const flag = TARGET_FLAGS.find((f) => args.flags.has(f));
+  return flag === undefined || flag === "target" ? undefined : (flag.replace(/^(min|max)-/, "") as MetricName);
+}
+
+/** The debug command's target flags: a drop from FP32, or an absolute score. */
+export const TARGET_FLAGS = ["target", "min-psnr", "min-sqnr", "min-cosine", "min-agreement", "min-accuracy", "max-mse"] as const;
+
+/** "boxes=2,scores=1" or "boxes,scores" → weights by output name. */
+export function outputWeightsFlag(value: string): Record<string, number> {
+  return Object.fromEntries(value.split(",").map((part) => {
+    const [name, weight] = part.split("=").map((x) => x.trim());
+    return [name, weight === undefined ? 1 : Number(weight)];
+  }));
 }

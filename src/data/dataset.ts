@@ -57,8 +57,17 @@ export interface DatasetOptions {
   labels?: tf.Tensor | number[] | string;
   /** The model's inputs: image folders take their size and channel count from the (single) spec. */
   inputSpecs?: InputSpec[];
-  /** Image pixel values 0..255 are mapped onto this range (default [0, 1]). */
+  /**
+   * Pixel values 0..255 are mapped onto this range: images (default [0, 1]) and
+   * uint8 .npy inputs (default: as stored). Float .npy inputs are refused (scale them with mean/std).
+   */
   imageRange?: [number, number];
+  /**
+   * Inputs of image folders and .npy files are normalized as (x − mean) / std,
+   * after `imageRange`; one number, or one per channel (the last axis).
+   */
+  mean?: number | number[];
+  std?: number | number[];
   /** Use at most this many examples (after shuffling). */
   limit?: number;
   /** Deterministic shuffle: the same seed gives the same order on every iteration and run. */
@@ -259,6 +268,69 @@ function hostFromNpy(file: string): HostArray {
   return { data: npyToTfData(npy), shape: npy.shape, dtype: tfDtypeOf(npy.dtype) };
 }
 
+/** An input .npy array with `imageRange`, `mean` and `std` applied (on the host, once). */
+function inputFromNpy(file: string, options: DatasetOptions): HostArray {
+  const npy = readNpy(file);
+  const scaled = options.imageRange !== undefined || options.mean !== undefined || options.std !== undefined;
+  if (!scaled) return { data: npyToTfData(npy), shape: npy.shape, dtype: tfDtypeOf(npy.dtype) };
+  if (options.imageRange !== undefined && npy.dtype !== "uint8") {
+    throw new Error(`${file} holds ${npy.dtype} values: an input range maps 8-bit pixel values (0..255: images, or uint8 .npy arrays) onto a range; scale ${npy.dtype} arrays with mean and std instead`);
+  }
+  if (tfDtypeOf(npy.dtype) === "bool") throw new Error(`${file} holds booleans: mean, std and input ranges apply to numbers`);
+  const [lo, hi] = options.imageRange ?? [0, 255];
+  const data = Float32Array.from(npy.data as ArrayLike<number>, (v) => lo + (v * (hi - lo)) / 255);
+  normalizeInPlace(data, npy.shape, options, file);
+  return { data, shape: npy.shape, dtype: "float32" };
+}
+
+/** (x − mean) / std over the last axis, in place; checks the options against the channel count. */
+function normalizeInPlace(data: Float32Array, shape: readonly number[], options: DatasetOptions, name: string): void {
+  if (options.mean === undefined && options.std === undefined) return;
+  const channels = shape[shape.length - 1] ?? 1;
+  const mean = perChannel(options.mean ?? 0, channels, "mean", name);
+  const std = perChannel(options.std ?? 1, channels, "std", name);
+  if (std.some((v) => !(v > 0))) throw new Error(`std must be > 0, got ${options.std}`);
+  for (let i = 0; i < data.length; i++) data[i] = (data[i] - mean[i % channels]) / std[i % channels];
+}
+
+function perChannel(v: number | number[], channels: number, what: string, name: string): number[] {
+  const values = typeof v === "number" ? [v] : v;
+  if (values.some((x) => typeof x !== "number" || !Number.isFinite(x))) throw new Error(`${what} must be a number or one number per channel, got ${JSON.stringify(v)}`);
+  if (values.length === 1) return Array.from({ length: channels }, () => values[0]);
+  if (values.length !== channels) throw new Error(`${name}: ${what} gives ${values.length} values, but the inputs have ${channels} channels (the last axis)`);
+  return values;
+}
+
+/** A dataset whose inputs are normalized as (x − mean) / std (image folders: after the pixel range). */
+function normalizedDataset(dataset: SourceDataset, options: DatasetOptions): SourceDataset {
+  if (options.mean === undefined && options.std === undefined) return dataset;
+  let checked = false;
+  return {
+    ...dataset,
+    name: `${dataset.name}, normalized (mean ${JSON.stringify(options.mean ?? 0)}, std ${JSON.stringify(options.std ?? 1)})`,
+    async *batches() {
+      for await (const batch of dataset.batches()) {
+        const x = batch.inputs[0];
+        const channels = x.shape[x.rank - 1] ?? 1;
+        let mean: number[];
+        let std: number[];
+        try {
+          mean = perChannel(options.mean ?? 0, channels, "mean", dataset.name);
+          std = perChannel(options.std ?? 1, channels, "std", dataset.name);
+          if (!checked && std.some((v) => !(v > 0))) throw new Error(`std must be > 0, got ${options.std}`);
+        } catch (err) {
+          tf.dispose([...batch.inputs, ...(batch.labels ? [batch.labels] : [])]);
+          throw err;
+        }
+        checked = true;
+        const inputs = batch.inputs.map((t) => tf.tidy(() => tf.div(tf.sub(t, tf.tensor1d(mean)), tf.tensor1d(std))));
+        tf.dispose(batch.inputs);
+        yield { ...batch, inputs };
+      }
+    },
+  };
+}
+
 /** A folder of .npy files: x.npy or x0.npy, x1.npy, … (inputs), y.npy or labels.npy (labels). */
 function fromNpyFolder(dir: string, npyFiles: string[], options: DatasetOptions): SourceDataset {
   const names = new Set(npyFiles);
@@ -276,7 +348,7 @@ function fromNpyFolder(dir: string, npyFiles: string[], options: DatasetOptions)
   const known = new Set([...inputFiles, ...labelFiles]);
   const stray = npyFiles.find((f) => !known.has(f));
   if (stray) throw new Error(`${dir}: unexpected file ${path.join(dir, stray)} (a .npy folder holds x.npy or x0.npy, x1.npy, … and optionally y.npy or labels.npy)`);
-  const inputs = inputFiles.map((f) => hostFromNpy(path.join(dir, f)));
+  const inputs = inputFiles.map((f) => inputFromNpy(path.join(dir, f), options));
   const own = labelFiles.length ? hostFromNpy(path.join(dir, labelFiles[0])) : undefined;
   const name = `${dir} (${[...inputFiles, ...labelFiles].join(", ")})`;
   return inMemoryDataset(name, inputs, pickLabels(own, options, name), options);
@@ -302,7 +374,7 @@ function fromImageFolder(dir: string, options: DatasetOptions): SourceDataset {
     order: (count) => exampleOrder(count, options),
   });
   const name = describeOptions(dataset.name, options, dataset.files.length);
-  return { name, size: dataset.size, classes: dataset.classes, batches: () => dataset.batches() };
+  return normalizedDataset({ name, size: dataset.size, classes: dataset.classes, batches: () => dataset.batches() }, options);
 }
 
 function fromString(source: string, options: DatasetOptions): SourceDataset {
@@ -316,7 +388,7 @@ function fromString(source: string, options: DatasetOptions): SourceDataset {
   }
   if (stat.isFile()) {
     if (path.extname(source).toLowerCase() !== ".npy") throw invalidSource(source, "a single file must be a .npy array");
-    return inMemoryDataset(source, [hostFromNpy(source)], pickLabels(undefined, options, source), options);
+    return inMemoryDataset(source, [inputFromNpy(source, options)], pickLabels(undefined, options, source), options);
   }
   const npyFiles = fs.readdirSync(source).filter((f) => !f.startsWith(".") && f.toLowerCase().endsWith(".npy")).sort();
   return npyFiles.length ? fromNpyFolder(source, npyFiles, options) : fromImageFolder(source, options);
@@ -376,6 +448,7 @@ export function toDataset(source: DataSource, options: DatasetOptions = {}): Sou
   if (options.shuffle && !Number.isInteger(options.shuffle.seed)) throw new Error(`invalid shuffle seed: ${options.shuffle.seed} (expected an integer)`);
 
   if (typeof source === "string") return fromString(source, options);
+  if (options.mean !== undefined || options.std !== undefined) throw new Error("mean and std normalize image folders and .npy files; normalize tensors and arrays yourself before passing them");
   if (source instanceof tf.Tensor) {
     return inMemoryDataset(`tensor [${source.shape.join(", ")}]`, [source], pickLabels(undefined, options, "tensor"), options);
   }

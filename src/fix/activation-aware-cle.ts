@@ -241,7 +241,7 @@ export async function activationAwareCle(subject: Graph | QuantSim, options: Act
         if (options.evaluation) {
           const before = sim.with({});
           try {
-            scores = await scoreBeforeAfter("activation-aware CLE", before, next, options.evaluation);
+            scores = await scoreBeforeAfter({ before, after: next }, { ...options.evaluation, step: "activation-aware CLE" });
           } finally {
             before.dispose();
           }

@@ -124,7 +124,7 @@ export async function adaround(sim: QuantSim, options: AdaroundOptions): Promise
   if (options.evaluation) {
     const before = sim.with({});
     try {
-      scores = await scoreBeforeAfter("adaround", before, result, options.evaluation);
+      scores = await scoreBeforeAfter({ before, after: result }, { ...options.evaluation, step: "adaround" });
     } catch (err) {
       result.dispose();
       throw err;

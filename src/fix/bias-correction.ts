@@ -214,7 +214,7 @@ export async function biasCorrection(sim: QuantSim, options: BiasCorrectionOptio
 async function scoreBefore(sim: QuantSim, next: QuantSim, evaluation: EvaluationOptions): Promise<BeforeAfter> {
   const before = sim.with({});
   try {
-    return await scoreBeforeAfter("bias correction", before, next, evaluation);
+    return await scoreBeforeAfter({ before, after: next }, { ...evaluation, step: "bias correction" });
   } finally {
     before.dispose();
   }

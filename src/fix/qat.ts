@@ -163,7 +163,7 @@ export async function qat(sim: QuantSim, options: QatOptions): Promise<QatResult
     }
     let scores: BeforeAfter | undefined;
     try {
-      if (options.evaluation) scores = await scoreBeforeAfter("qat", sim, trained, options.evaluation);
+      if (options.evaluation) scores = await scoreBeforeAfter({ before: sim, after: trained }, { ...options.evaluation, step: "qat" });
     } catch (err) {
       trained.dispose();
       graph.dispose();

@@ -1,6 +1,6 @@
+import { resolveMetric } from "../analysis/evaluation";
 import { scoreVariants } from "../analysis/score-variants";
 import { Dataset } from "../data/types";
-import { metricName } from "../eval/metric";
 import { Graph } from "../graph/graph";
 import { QuantSim } from "../quant/quantsim";
 import { DebugFlowOptions } from "./flow-types";
@@ -22,16 +22,21 @@ export interface FlowContext {
  * One score per simulation: the user's evaluate, or a built-in metric against
  * the user's own FP32 model (not the current graph, which CLE's ReLU6 → ReLU
  * may have changed), so every step of the record is on the same scale.
+ * `fp32` marks the FP32 model itself, which an evaluate may score +Infinity
+ * (a score against FP32).
  */
-export function makeScorer(reference: Graph, options: DebugFlowOptions): (sim: QuantSim) => Promise<number> {
+export function makeScorer(reference: Graph, options: DebugFlowOptions): (sim: QuantSim, fp32?: boolean) => Promise<number> {
   if (options.evaluate) {
     const evaluate = options.evaluate;
-    return async (sim) => {
+    return async (sim, fp32) => {
       const s = await evaluate(sim);
-      if (typeof s !== "number" || !Number.isFinite(s)) throw new Error(`debugFlow: evaluate() returned ${String(s)} (expected a finite number)`);
+      if (typeof s !== "number" || !(Number.isFinite(s) || (fp32 && s === Infinity))) {
+        const why = s === Infinity ? "; +Infinity is accepted on the FP32 model only" : "";
+        throw new Error(`debugFlow: evaluate() returned ${String(s)}${fp32 ? " on the FP32 model" : ""} (expected a finite number${why})`);
+      }
       return s;
     };
   }
-  const metric = metricName(options.metric ?? "agreement");
+  const metric = resolveMetric(options, reference);
   return async (sim) => (await scoreVariants(reference, options.data, [{ key: "sim", sim }], { metric, onProgress: options.onProgress, task: "debug flow: scoring" })).get("sim")!;
 }

@@ -1,4 +1,5 @@
-import { MetricInfo } from "../analysis/evaluation";
+import { EvaluateFn, MetricInfo } from "../analysis/evaluation";
+import { MetricName, OutputSelection } from "../eval/metric";
 import { Dataset } from "../data/types";
 import { Graph } from "../graph/graph";
 import { ProgressFn } from "../progress";
@@ -27,14 +28,17 @@ export interface FlowStep {
   box: FlowBox;
   title: string;
   kind: "analysis" | "fix";
-  /** The score after this step (for a fix: of the candidate, kept or not). */
-  score: number;
-  /** FP32 score minus `score`. */
-  drop: number;
-  /** The score the flow stood at before this step. */
-  before: number;
-  /** FP32's score and the target, so a step draws on its own. */
-  fp32: number;
+  /**
+   * The score after this step (for a fix: of the candidate, kept or not); null
+   * before the first score of a fidelity metric (the FP32 sanity check: FP32 has no score against itself).
+   */
+  score: number | null;
+  /** FP32 score minus `score`; null for a fidelity score (FP32 is the reference and has no score). */
+  drop: number | null;
+  /** The score the flow stood at before this step (null before the first score). */
+  before: number | null;
+  /** FP32's score (null for a fidelity score) and the target, so a step draws on its own. */
+  fp32: number | null;
   target: number;
   /** For fixes: whether the change was kept (it raised the score, or it is how runtimes deploy). */
   kept: boolean;
@@ -54,14 +58,20 @@ export interface FlowRecord {
   step: "debug-flow";
   model: string;
   metric: MetricInfo;
-  fp32: number;
-  /** The largest drop from FP32 the user accepts, and the score that means. */
-  allowedDrop: number;
+  /** FP32's own score: a task score's reference; null for a fidelity score (FP32 is the reference). */
+  fp32: number | null;
+  /** The largest drop the user accepts: from FP32's score (task scores), or from identical outputs (agreement, cosine, MSE); else null. */
+  allowedDrop: number | null;
+  /** The score to reach (absolute, on the metric's scale: −MSE for mse). */
   target: number;
+  /** The target in words: "drop ≤ 1.00 pt from FP32", "PSNR ≥ 40.0 dB". */
+  targetText: string;
+  /** For fidelity targets: the score with every quantizer at 16 bits, checked first (a target above it is refused). */
+  reachable?: { bits: number; score: number };
   met: boolean;
   steps: FlowStep[];
   /** Where the flow ended: its score, and the settings to reproduce the simulation. */
-  final: { score: number; drop: number; config: QuantSimConfig; overrides: Record<string, SettingsPatch>[]; graphChanges: FlowBox[] };
+  final: { score: number; drop: number | null; config: QuantSimConfig; overrides: Record<string, SettingsPatch>[]; graphChanges: FlowBox[] };
   diagnosis: string;
 }
 
@@ -70,11 +80,23 @@ export interface DebugFlowOptions {
   data: Dataset;
   /** Calibration data (default: `data`). */
   calibration?: Dataset;
-  /** The user's score (higher is better); otherwise a built-in metric over `data`. */
-  evaluate?: (sim: QuantSim) => number | Promise<number>;
-  metric?: "accuracy" | "agreement" | "sqnr" | "mse" | "psnr";
-  /** Largest acceptable drop from the FP32 score, in metric units (0.01 = one point of accuracy). */
-  target: number;
+  /** The user's score (higher is better); otherwise a built-in metric over `data`. See EvaluateFn. */
+  evaluate?: EvaluateFn;
+  /** Default: agreement for class outputs, sqnr otherwise; a target like { psnr: 40 } sets it. */
+  metric?: MetricName;
+  /** Multi-output models: the outputs built-in metrics score, by name or with weights. */
+  outputs?: OutputSelection;
+  /** PSNR's peak signal (default: the FP32 outputs' range). */
+  peak?: number;
+  /**
+   * What to reach. A number, or { drop }: the largest acceptable drop from the
+   * FP32 score, for task scores (0.01 = one point of accuracy), or from identical
+   * outputs for agreement, cosine and MSE (1, 1, 0); refused for SQNR and PSNR. An absolute
+   * score, for any metric and required for fidelity scores: { psnr: 40 },
+   * { sqnr: 30 }, { cosine: 0.999 }, { agreement: 0.99 }, { accuracy: 0.9 },
+   * { mse: 1e-4 } (at most), or { score: x } on the metric's own scale.
+   */
+  target: FlowTarget;
   /** Target quantization (default W8A8 per-tensor, AIMET-like). */
   config?: QuantSimConfig;
   /** Whether per-channel weights are an option on the target runtime (default true). */
@@ -94,6 +116,9 @@ export interface DebugFlowOptions {
   /** Called after each step, e.g. to show it in a notebook. */
   onStep?: (step: FlowStep, record: FlowRecord) => void | Promise<void>;
 }
+
+/** A flow's target: a drop from FP32 (task scores), or an absolute score. */
+export type FlowTarget = number | { drop: number } | { score: number } | Partial<Record<MetricName, number>>;
 
 /** What a fix step hands back to the flow: a candidate to score, and what it did. */
 export interface FixCandidate {

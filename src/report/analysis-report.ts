@@ -1,3 +1,4 @@
+import { rankedRows } from "../analysis/sweeps";
 import type { SanityCheckResult } from "../quant/sanity-check";
 import type { SplitResult } from "../analysis/weights-vs-activations";
 import type { SweepResult } from "../analysis/sweeps";
@@ -12,6 +13,8 @@ import { layerErrorView } from "../../widgets/layer-error-view";
 import { rangesView } from "../../widgets/ranges-view";
 import { layerExplorerView } from "../../widgets/layer-explorer-view";
 import { bitwidthView } from "../../widgets/bitwidth-view";
+import { imageComparisonView } from "../../widgets/image-comparison-view";
+import type { ImageComparisonResult } from "../analysis/image-comparison";
 import { metricFormat } from "../../widgets/spec";
 import { buildReport, ReportSection, ReportSummary, ReportTable } from "./report";
 
@@ -25,6 +28,8 @@ export interface AnalysisResults {
   ranges: RangesResult;
   weightChannels: WeightChannelsResult;
   histograms: HistogramsResult;
+  /** Models with image outputs: FP32 and quantized outputs side by side. */
+  images?: ImageComparisonResult;
 }
 
 const list = (names: string[]) => (names.length <= 1 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`);
@@ -32,9 +37,13 @@ const list = (names: string[]) => (names.length <= 1 ? names.join("") : `${names
 /** The findings of an analysis, first: where the drop comes from, what recovers it, what to do next. */
 export function analysisSummary(r: AnalysisResults): ReportSummary {
   const format = metricFormat(r.split.metric);
-  const drop = r.split.fp32 - r.split.both;
-  const headline = `Quantized, the model scores ${format.text(r.split.both)} against ${format.text(r.split.fp32)} in FP32 (${format.changeText(-drop)}, ${r.split.metric.label}).`;
-  const costly = [...r.sweepEnabled.rows].filter((x) => x.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, 3);
+  const fp32 = r.split.fp32;
+  // A task score drops from FP32's own score; a fidelity score is read as it is (FP32 is its reference).
+  const drop = fp32 !== null ? fp32 - r.split.both : null;
+  const headline = fp32 !== null
+    ? `Quantized, the model scores ${format.text(r.split.both)} against ${format.text(fp32)} in FP32 (${format.changeText(-drop!)}, ${r.split.metric.label}).`
+    : `Quantized, the model scores ${format.text(r.split.both)} (${r.split.metric.label}).`;
+  const costly = rankedRows(r.sweepEnabled).filter((x) => (fp32 !== null ? x.score < fp32 : true)).slice(0, 3);
   const recover = [...r.sweepDisabled.rows].filter((x) => x.score > r.sweepDisabled.quantizedScore).sort((a, b) => b.score - a.score).slice(0, 3);
   const ownError = [...r.layerError.rows].filter((x) => x.local?.sqnrDb !== null && x.local !== null).sort((a, b) => a.local!.sqnrDb! - b.local!.sqnrDb!)[0];
   const side = r.split.culprit === "none" ? "Neither side costs a measurable drop" : r.split.culprit === "both" ? "Weights and activations both cost accuracy" : `${r.split.culprit === "weights" ? "Weight" : "Activation"} quantization causes most of the drop`;
@@ -42,12 +51,12 @@ export function analysisSummary(r: AnalysisResults): ReportSummary {
   if (!r.sanity.pass) items.push({ label: "First", text: `The FP32 sanity check fails: ${r.sanity.diagnosis}` });
   items.push({
     label: "Culprits",
-    text: `${side}${costly.length ? `; quantized alone, ${list(costly.map((x) => `${x.key} (${format.changeText(-x.drop)})`))} cost the most` : ""}${ownError ? `; ${ownError.node} makes the largest error of its own (local SQNR ${ownError.local!.sqnrDb!.toFixed(1)} dB)` : ""}.`,
+    text: `${side}${costly.length ? `; quantized alone, ${list(costly.map((x) => `${x.key} (${fp32 !== null ? format.changeText(x.score - fp32) : format.text(x.score)})`))} ${fp32 !== null ? "cost the most" : "score lowest"}` : ""}${ownError ? `; ${ownError.node} makes the largest error of its own (local SQNR ${ownError.local!.sqnrDb!.toFixed(1)} dB)` : ""}.`,
   });
   items.push({
     label: "What recovers it",
     text: recover.length
-      ? `Keeping ${recover[0].key} in float recovers ${drop > 0 ? `${Math.round(((recover[0].score - r.sweepDisabled.quantizedScore) / drop) * 100)} % of the drop` : "the most"} (${format.text(recover[0].score)})${recover.length > 1 ? `; then ${list(recover.slice(1).map((x) => x.key))}` : ""}. No fix was applied here.`
+      ? `Keeping ${recover[0].key} in float recovers ${drop !== null && drop > 0 ? `${Math.round(((recover[0].score - r.sweepDisabled.quantizedScore) / drop) * 100)} % of the drop` : `the most (all quantized: ${format.text(r.sweepDisabled.quantizedScore)})`} (${format.text(recover[0].score)})${recover.length > 1 ? `; then ${list(recover.slice(1).map((x) => x.key))}` : ""}. No fix was applied here.`
       : "No single layer kept in float recovers any score: the drop is spread over many layers.",
   });
   const next =
@@ -75,8 +84,8 @@ export function analysisTables(r: AnalysisResults): Record<"sanity" | "split" | 
     },
     split: {
       caption: "Scores",
-      columns: [{ key: "variant", label: "variant" }, { key: "score", label: r.split.metric.label, format: score }, { key: "drop", label: "drop from FP32", format: score }],
-      rows: r.split.rows.map((x) => ({ variant: x.variant, score: x.score, drop: x.drop })),
+      columns: [{ key: "variant", label: "variant" }, { key: "score", label: r.split.metric.label, format: score }, ...(r.split.fp32 !== null ? [{ key: "drop", label: "drop from FP32", format: score } as const] : [])],
+      rows: r.split.rows.map((x) => ({ variant: x.variant, score: x.score, ...(r.split.fp32 !== null ? { drop: x.drop } : {}) })),
     },
     sweeps: {
       caption: "Per-layer scores",
@@ -84,13 +93,13 @@ export function analysisTables(r: AnalysisResults): Record<"sanity" | "split" | 
         { key: "index", label: "#" },
         { key: "layer", label: "layer" },
         { key: "alone", label: "only this quantized", format: score },
-        { key: "cost", label: "its cost (drop)", format: score },
+        ...(r.sweepEnabled.fp32Score !== null ? [{ key: "cost", label: "its cost (drop)", format: score } as const] : []),
         { key: "allBut", label: "all but this quantized", format: score },
         { key: "recovers", label: "recovered", format: score },
       ],
       rows: r.sweepEnabled.rows.map((x) => {
         const d = disabled.get(x.key);
-        return { index: x.index, layer: x.key, alone: x.score, cost: x.drop, allBut: d?.score ?? null, recovers: d ? d.score - r.sweepDisabled.quantizedScore : null };
+        return { index: x.index, layer: x.key, alone: x.score, ...(x.drop !== null ? { cost: x.drop } : {}), allBut: d?.score ?? null, recovers: d ? d.score - r.sweepDisabled.quantizedScore : null };
       }),
     },
     layerError: {
@@ -143,6 +152,7 @@ export function analysisSections(r: AnalysisResults): ReportSection[] {
       views: [layerExplorerView(r.weightChannels, r.histograms), rangesView(r.ranges), ...(mostClipped ? [bitwidthView(mostClipped)] : [])],
       tables: [tables.ranges, tables.layers],
     },
+    ...(r.images ? [{ step: "6. The outputs as images", diagnosis: r.images.diagnosis, views: [imageComparisonView(r.images)] }] : []),
   ];
 }
 
