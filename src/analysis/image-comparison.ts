@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { PNG } from "pngjs";
 import { Dataset, disposeBatch, requireData } from "../data/types";
 import { Graph } from "../graph/graph";
-import { forward } from "../runner/forward";
+import { forward } from "../graph/forward";
 import { QuantSim } from "../quant/quantsim";
 
 export interface ImageComparisonOptions {

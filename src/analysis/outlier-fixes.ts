@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Dataset, requireData } from "../data/types";
-import { METRIC_LABELS, MetricAccumulator, MetricName, metricName } from "../eval/metric";
+import { MetricAccumulator, MetricName } from "../eval/metric";
+import { infoOf, MetricInfo, resolveMetric } from "./evaluation";
 import { ProgressFn } from "../progress";
 import { computeEncoding, Encoding } from "../quant/encoding";
 import { fakeQuant } from "../quant/fake-quant";
@@ -37,7 +38,7 @@ export interface OutlierFixRow {
 
 export interface OutlierFixesResult {
   step: "outlier-fixes";
-  metric: { metric: MetricName; label: string };
+  metric: MetricInfo;
   examples: number;
   groups: number;
   highBitwidth: number;
@@ -66,7 +67,8 @@ export async function outlierFixes(sim: QuantSim, options: OutlierFixesOptions):
   const data = requireData("outlierFixes", options);
   if (!(sim instanceof QuantSim)) throw new Error("outlierFixes: the subject must be a calibrated QuantSim");
   if (!sim.calibrated) throw new Error("outlierFixes: calibrate the simulation first (sim = await sim.calibrate(data))");
-  const metric = metricName(options.metric ?? "agreement");
+  const spec = resolveMetric({ metric: options.metric ?? "agreement" }, sim.graph);
+  const metric = spec.metric;
   const groups = options.groups ?? 4;
   if (!Number.isInteger(groups) || groups < 2) throw new Error(`outlierFixes: groups must be an integer of at least 2, got ${JSON.stringify(options.groups)}`);
   const highBitwidth = options.highBitwidth ?? 16;
@@ -137,8 +139,8 @@ export async function outlierFixes(sim: QuantSim, options: OutlierFixesOptions):
       made.push(lnHigh);
       fixes.push({ fix: "LayerNorm inputs high bits", detail: `${lnSites.length} LayerNorm inputs at ${highBitwidth} bits`, quantizers: lnSites, sim: lnHigh });
     }
-    const accs = fixes.map(() => new MetricAccumulator(metric));
-    const fp32Acc = new MetricAccumulator(metric);
+    const accs = fixes.map(() => new MetricAccumulator(spec));
+    const fp32Acc = new MetricAccumulator(spec);
     const summary = await forEachBatch(graph, data, { task: "outlier fixes: scores", onProgress: options.onProgress }, (batch) => {
       const reference = forward(graph, batch.inputs);
       try {
@@ -167,8 +169,8 @@ export async function outlierFixes(sim: QuantSim, options: OutlierFixesOptions):
       drop: fp32 - scores[i],
       recovered: !bounded ? null : baseDrop > 0 ? (scores[i] - scores[0]) / baseDrop : 0,
     }));
-    const label = METRIC_LABELS[metric];
-    return { step: "outlier-fixes", metric: { metric, label }, examples: summary.examples, groups, highBitwidth, fp32, rows, embeddingGroups, diagnosis: diagnose(rows, fp32, label, bounded) };
+    const info = infoOf(spec);
+    return { step: "outlier-fixes", metric: info, examples: summary.examples, groups, highBitwidth, fp32, rows, embeddingGroups, diagnosis: diagnose(rows, fp32, info.label, bounded) };
   } finally {
     made.forEach((s) => s.dispose());
     open.dispose();
