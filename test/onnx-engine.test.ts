@@ -259,6 +259,7 @@ describe("ONNX Runtime engine", () => {
       const got = new Map<string, Float32Array>();
       try {
         await program.runPass(batches.map((inputs) => program.feedsOf(inputs)), variants, (key, b, outputs) => void got.set(`${key}#${b}`, outputs[0].dataSync() as Float32Array));
+        assert.equal(program.workerThreads, workers === 0 ? 0 : workers, "the variants ran where asked");
       } finally {
         await program.dispose();
       }

@@ -10,7 +10,7 @@ import { createSession, engineThreads, requireOrt, toOrtTensor } from "./runtime
 import { planSegments, Segment } from "./segments";
 import { bakedSimulation } from "./baked-sim";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
-import { valueBytesPerExample } from "./memory";
+import { memoryBudget, valueBytesPerExample } from "./memory";
 import { engineWorkers, toWire, VariantWorker, WireTensor } from "./variant-workers";
 
 /** Examples a worker runs at once: its sessions' arenas are sized by the largest run (see VariantWorker.run). */
@@ -235,7 +235,7 @@ export class OnnxProgram {
     // onnxruntime-node runs inference on the calling thread, so variants run side by side only in worker threads,
     // each with sessions of its own: in long passes, when several variants leave the trunk. Their outputs are
     // handed to onOutputs one call at a time, as on the main thread.
-    const workers = ownSessions && this.workerCount >= 2 && leaves.filter((l) => l < S).length >= 2 ? this.startWorkers() : undefined;
+    const workers = ownSessions && this.affordableWorkers(batches[0]) >= 2 && leaves.filter((l) => l < S).length >= 2 ? this.startWorkers() : undefined;
     let delivering: Promise<void> = Promise.resolve();
     const deliverInTurn = (key: string, b: number, outputs: Map<string, Value>) => {
       const done = delivering.then(() => deliver(key, b, outputs));
@@ -331,6 +331,28 @@ export class OnnxProgram {
     this.workers = undefined;
     for (const w of workers) await w.terminate();
     for (const s of all) await (await s).session.release();
+  }
+
+  /**
+   * How many workers the memory budget allows, at most the configured count. A
+   * worker holds its own copy of the sessions it runs: the model's weights, and
+   * arenas for WORKER_CHUNK examples, which ORT keeps at about a quarter of all
+   * the values the graph computes (MobileNetV2: ~180 MB a worker, measured).
+   * Workers may use a third of the budget; a pass's trunk values take another.
+   */
+  private affordableWorkers(batch: PassBatch): number {
+    if (this.workerCount < 2) return this.workerCount;
+    const first = Object.values(batch)[0];
+    const sample = [{ shape: first ? [...first.dims] : [] }] as unknown as tf.Tensor[];
+    const values = this.graph.nodes.reduce((sum, n) => sum + valueBytesPerExample(this.graph, n.name, sample), 0);
+    const weights = 4 * this.graph.paramCount();
+    const perWorker = weights + (WORKER_CHUNK * values) / 4;
+    return Math.min(this.workerCount, Math.floor(memoryBudget() / 3 / perWorker));
+  }
+
+  /** Worker threads started so far (0 when every variant ran on the main thread). */
+  get workerThreads(): number {
+    return this.workers?.length ?? 0;
   }
 
   private startWorkers(): VariantWorker[] {
