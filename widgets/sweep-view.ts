@@ -35,7 +35,7 @@ export function sweepView(...sweeps: SweepResult[]): View {
     const from = start(s);
     return s.rows.map((r) => ({
       index: r.index,
-      layer: r.key,
+      layer: r.label ?? r.key,
       score: r.score,
       plot: identical(r.score) ? domain[1] : r.score,
       // What this layer's change did to the score, from where the sweep starts (FP32, or fully quantized); null for a fidelity score's "enable one".
@@ -53,7 +53,7 @@ export function sweepView(...sweeps: SweepResult[]): View {
   const color = { field: "sweep", type: "nominal", title: null, scale: { domain: (["enable-one", "disable-one"] as const).filter((m) => sweeps.some((s) => s.mode === m)).map((m) => LABEL[m]), range: (["enable-one", "disable-one"] as const).filter((m) => sweeps.some((s) => s.mode === m)).map((m) => (m === "enable-one" ? COLORS.activations : COLORS.weights)) }, legend: { orient: "top", labelLimit: 300 } } as const;
   const enable = sweeps.find((s) => s.mode === "enable-one");
   const worst = enable ? rankedRows(enable)[0] : undefined;
-  const title = worst && (fp32 === null || worst.score < fp32) ? `Per-layer sweep (${first.metric.label}): ${worst.key} ${fp32 === null ? "scores lowest" : "costs the most"} alone` : `Per-layer sweep (${first.metric.label})`;
+  const title = worst && (fp32 === null || worst.score < fp32) ? `Per-layer sweep (${first.metric.label}): ${worst.label ?? worst.key} ${fp32 === null ? "scores lowest" : "costs the most"} alone` : `Per-layer sweep (${first.metric.label})`;
   // Task score: a slider sets the allowed drop from FP32; fidelity score: the lowest acceptable score. Layers quantized alone below it are ringed.
   const slider = fp32 !== null ? niceSlider(Math.max(1e-9, Math.abs(fp32 - first.quantizedScore)), Math.abs(fp32 - first.quantizedScore) / 4) : undefined;
   const threshold = fp32 !== null ? `${fp32} - allowed_drop` : "min_score";

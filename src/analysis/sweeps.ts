@@ -10,6 +10,8 @@ export interface SweepRow {
   /** Layer (node) name, or quantizer name at per-quantizer granularity. */
   key: string;
   node: string;
+  /** A short readable name where the graph has one (a graph model's "conv2d_9" for "StatefulPartitionedCall/…/conv2d_9/BiasAdd"). */
+  label?: string;
   quantizers: string[];
   score: number;
   /** FP32 score minus this score: how much this change costs (negative = it helps); null for a fidelity score (FP32 has none). */
@@ -85,11 +87,17 @@ async function sweep(
   const quantized = sim.with({});
   const all: ScoredVariant[] = [{ key: "\u0000fp32", sim: fp32, changedFrom: [], fp32: true }, { key: "\u0000quantized", sim: quantized }, ...variants];
   const rowOf = new Map(groups.map((g, index) => [g.key, { index, group: g }]));
+  // The node's label names the row where the graph has one; a per-quantizer key keeps its quantizer suffix.
+  const labelOf = (g: { key: string; node: string }): { label?: string } => {
+    const label = sim.graph.has(g.node) ? sim.graph.node(g.node).attrs.label : undefined;
+    if (typeof label !== "string" || label === g.node) return {};
+    return { label: g.key.startsWith(g.node) ? label + g.key.slice(g.node.length) : label };
+  };
   // A task score's FP32 score comes first; a fidelity score never has one (then drops are null).
   let fp32Score: number | null = null;
   const task = (score: number | undefined) => score !== undefined && Number.isFinite(score);
   const rowsOf = (scores: Map<string, number>, f: number | null) =>
-    groups.map((g, index) => ({ index, key: g.key, node: g.node, quantizers: g.quantizers, score: scores.get(g.key)!, drop: f !== null ? f - scores.get(g.key)! : null }));
+    groups.map((g, index) => ({ index, key: g.key, node: g.node, ...labelOf(g), quantizers: g.quantizers, score: scores.get(g.key)!, drop: f !== null ? f - scores.get(g.key)! : null }));
   try {
     const scores = await scoreAll(step, all, {
       ...options,
@@ -104,7 +112,7 @@ async function sweep(
       onScore: (key, score) => {
         if (key === "\u0000fp32" && task(score)) fp32Score = score;
         const r = rowOf.get(key);
-        if (r) options.onRow?.({ index: r.index, key, node: r.group.node, quantizers: r.group.quantizers, score, drop: fp32Score !== null ? fp32Score - score : null });
+        if (r) options.onRow?.({ index: r.index, key, node: r.group.node, ...labelOf(r.group), quantizers: r.group.quantizers, score, drop: fp32Score !== null ? fp32Score - score : null });
       },
     });
     const metric = metricInfo(options, options.evaluate ? undefined : sim.graph, scores.get("\u0000fp32"));
@@ -136,15 +144,15 @@ function diagnose(mode: SweepResult["mode"], metric: MetricInfo, fp32: number | 
     if (fp32 !== null) {
       const total = fp32 - quantized;
       const share = total > 0 ? ` — ${Math.round((100 * (fp32 - worst.score)) / total)} % of the whole model's drop` : "";
-      return `Quantized alone, ${lossy.map((r) => `${r.key} (${changeText(metric, r.score - fp32)})`).join(", ")} cost the most against FP32 ${t(fp32)}. ${worst.key} quantized alone: ${t(worst.score)} (${allQuantized})${share}. ${next}`;
+      return `Quantized alone, ${lossy.map((r) => `${r.label ?? r.key} (${changeText(metric, r.score - fp32)})`).join(", ")} cost the most against FP32 ${t(fp32)}. ${worst.label ?? worst.key} quantized alone: ${t(worst.score)} (${allQuantized})${share}. ${next}`;
     }
-    return `Quantized alone, ${lossy.map((r) => `${r.key} (${t(r.score)})`).join(", ")} score lowest. ${worst.key} quantized alone: ${t(worst.score)} (${allQuantized})${errorShare(metric, worst.score, quantized)}. ${next}`;
+    return `Quantized alone, ${lossy.map((r) => `${r.label ?? r.key} (${t(r.score)})`).join(", ")} score lowest. ${worst.label ?? worst.key} quantized alone: ${t(worst.score)} (${allQuantized})${errorShare(metric, worst.score, quantized)}. ${next}`;
   }
   const best = ranked.slice(0, 3);
   const head = best[0];
   if (head.score <= quantized) return `Keeping no single layer in float raises the score above the ${allQuantized}: the error is spread over many layers.`;
   const recovered = fp32 !== null && fp32 > quantized ? `, ${Math.max(0, Math.min(100, Math.round((100 * (head.score - quantized)) / (fp32 - quantized))))} % of the drop from FP32 ${t(fp32)}` : "";
-  return `Keeping one layer in float raises the score the most for ${best.map((r) => `${r.key} (${t(r.score)})`).join(", ")}. ${head.key} in float: ${t(head.score)} (${allQuantized}${recovered}): a candidate for a higher bit-width.`;
+  return `Keeping one layer in float raises the score the most for ${best.map((r) => `${r.label ?? r.key} (${t(r.score)})`).join(", ")}. ${head.label ?? head.key} in float: ${t(head.score)} (${allQuantized}${recovered}): a candidate for a higher bit-width.`;
 }
 
 /** Where errors add (SQNR, PSNR, MSE): a layer's own error as a share of the whole model's. */

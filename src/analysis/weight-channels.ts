@@ -80,7 +80,12 @@ export function weightChannelStats(sim: QuantSim): WeightChannelsResult {
   const diagnosis = !worst
     ? "The simulation quantizes no weights."
     : worst.rangeRatio > 10
-      ? `${worst.quantizer} has the most uneven channels: channel ${worst.widestChannel}'s range is ${worst.rangeRatio.toFixed(0)}× channel ${worst.narrowestChannel}'s. With one grid per tensor, the narrow channels get only a few levels: use per-channel quantization or cross-layer equalization for this layer.`
-      : `Channel ranges are even (the largest ratio is ${worst.rangeRatio.toFixed(1)}×, in ${worst.quantizer}): per-tensor weight quantization suits these layers.`;
+      ? `${worst.quantizer} has the most uneven channels: channel ${worst.widestChannel}'s range is ${rangeRatioText(worst.rangeRatio, 0)} channel ${worst.narrowestChannel}'s. With one grid per tensor, the narrow channels get only a few levels: use per-channel quantization or cross-layer equalization for this layer.`
+      : `Channel ranges are even (the largest ratio is ${rangeRatioText(worst.rangeRatio)}, in ${worst.quantizer}): per-tensor weight quantization suits these layers.`;
   return { step: "weight-channels", rows, layers, diagnosis };
+}
+
+/** "12.3×", or words for a ratio over a channel of zero range (stored as Number.MAX_VALUE: JSON has no Infinity). */
+export function rangeRatioText(ratio: number, digits = 1): string {
+  return ratio >= Number.MAX_VALUE ? "unbounded (a channel of constant weights)" : `${ratio.toFixed(digits)}×`;
 }

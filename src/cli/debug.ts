@@ -7,6 +7,8 @@ import { debugFlow } from "../flow/debug-flow";
 import { FlowStep, FlowTarget } from "../flow/flow-types";
 import { StepTimer } from "../progress";
 import { exportQuantizedModel } from "../export/tfjs-quantized";
+import { exportGraphModel } from "../export/graph-model";
+import { isGraphModelFile } from "../graph/load-model";
 import { exportOnnxModel } from "../export/onnx-model";
 import { flowReport } from "../report/flow-report";
 import { reportDate, withoutTimings } from "../report/reproducible";
@@ -82,9 +84,16 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     out(`\n${record.diagnosis}`);
     const steps = record.steps.map((s) => ({ index: s.index, box: s.box, title: s.title, kind: s.kind, score: s.score, drop: s.drop, kept: s.kept, skipped: s.skipped, met: s.met, finding: s.finding }));
     const files = writeResults(output.dir, { model: args.positionals[0], backend: backend.name, record }, { steps }, "record");
-    const exported = await timer.run("export", () => exportQuantizedModel(result.sim, args.positionals[0], path.join(output.dir, "model")));
-    const quantized = exported.weights.filter((w) => w.dtype !== "float32").length;
-    out(`\nexported the model to ${path.join(outDir, "model")}: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.quantized} bytes (float32: ${exported.bytes.float32})`);
+    // A graph model is written back as a graph model (its GraphDef kept); a layers model with its topology rewritten.
+    if (isGraphModelFile(args.positionals[0])) {
+      const exported = await timer.run("export", () => exportGraphModel(result.sim, args.positionals[0], path.join(output.dir, "model")));
+      const quantized = exported.weights.filter((w) => w.dtype === "uint8" || w.dtype === "uint16").length;
+      out(`\nexported the model to ${path.join(outDir, "model")} as a TF.js graph model: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.written} bytes (source: ${exported.bytes.source})`);
+    } else {
+      const exported = await timer.run("export", () => exportQuantizedModel(result.sim, args.positionals[0], path.join(output.dir, "model")));
+      const quantized = exported.weights.filter((w) => w.dtype !== "float32").length;
+      out(`\nexported the model to ${path.join(outDir, "model")}: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.quantized} bytes (float32: ${exported.bytes.float32})`);
+    }
     const onnx = await timer.run("ONNX export", async () => exportOnnxModel(result.sim, path.join(output.dir, "model"), { encodings: false }));
     out(`and as ONNX (model.onnx): weights on their grid, ${onnx.qdq.length} activation quantizers as QuantizeLinear/DequantizeLinear${onnx.floatCodes.length ? `, ${onnx.floatCodes.length} wider ones as Div/Round/Clip/Mul` : ""}`);
     // Image outputs: the report shows the first examples before the fixes (as configured) and after them, beside FP32's.

@@ -1,6 +1,6 @@
 import { scoreAll } from "../analysis/evaluation";
 import { sweepDisabled, SweepResult } from "../analysis/sweeps";
-import { weightChannelStats } from "../analysis/weight-channels";
+import { rangeRatioText, weightChannelStats } from "../analysis/weight-channels";
 import { activationAwareCle } from "../fix/activation-aware-cle";
 import { crossLayerEqualization } from "../fix/cross-layer-equalization";
 import { foldBatchNorms } from "../fix/fold-batch-norm";
@@ -68,7 +68,7 @@ const crossLayerEqualizationFix: FlowFix = {
     return {
       graph: cle.graph,
       sim,
-      finding: `Equalized ${cle.pairs.length} layer pairs; the widest channel-range ratio went from ${ratio(before).toFixed(1)} to ${ratio(after).toFixed(1)}.${relu6}`,
+      finding: `Equalized ${cle.pairs.length} layer pairs; the widest channel-range ratio went from ${rangeRatioText(ratio(before))} to ${rangeRatioText(ratio(after))}.${relu6}`,
       result: { pairs: cle.pairs, relu6Replaced: cle.relu6Replaced, relu6Rescaled: cle.relu6Rescaled, channelRanges: { before, after } },
     };
   },

@@ -86,6 +86,12 @@ export async function loadGraphModelFromFile(modelPath: string): Promise<tf.Grap
   return graphModelFromJson(file, json);
 }
 
+/** Whether the model file (or folder) at `modelPath` holds a TF.js graph model rather than a layers model. */
+export function isGraphModelFile(modelPath: string): boolean {
+  const json = readJsonFile(modelFile(path.resolve(modelPath)), "model file") as GraphModelJson | null;
+  return json !== null && typeof json === "object" && isGraphModel(json);
+}
+
 /** "blazeface" for blazeface.json, the folder's name for a model.json. */
 function modelName(file: string): string {
   const base = path.basename(file, ".json");
