@@ -142,7 +142,8 @@ export async function mixedPrecision(sim: QuantSim, options: MixedPrecisionOptio
   if (costKind !== "bops" && costKind !== "size") throw new Error(`mixedPrecision: invalid cost: ${JSON.stringify(costKind)} (expected "bops" or "size")`);
   const granularity = options.granularity ?? "layer";
   if (granularity !== "layer" && granularity !== "quantizer") throw new Error(`mixedPrecision: invalid granularity: ${JSON.stringify(granularity)} (expected "layer" or "quantizer")`);
-  const metric = metricInfo(options);
+  // With the graph, the default metric fits the outputs (SQNR for a non-classifier) and a class metric on other outputs is refused.
+  const metric = metricInfo(options, options.evaluate ? undefined : sim.graph);
   if (metric.metric === "sqnr" || metric.metric === "psnr") {
     throw new Error(`mixedPrecision: allowedDrop is counted from the FP32 score, which is not finite for metric "${metric.metric}" (FP32 has no noise); use "accuracy", "agreement", "mse", or an evaluate function`);
   }
