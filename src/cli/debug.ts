@@ -9,6 +9,7 @@ import { StepTimer } from "../progress";
 import { exportQuantizedModel } from "../export/tfjs-quantized";
 import { exportGraphModel } from "../export/graph-model";
 import { isGraphModelFile } from "../graph/load-model";
+import { exportEncodings } from "../quant/aimet-encodings";
 import { exportOnnxModel } from "../export/onnx-model";
 import { flowReport } from "../report/flow-report";
 import { reportDate, withoutTimings } from "../report/reproducible";
@@ -87,6 +88,8 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     // A graph model is written back as a graph model (its GraphDef kept); a layers model with its topology rewritten.
     if (isGraphModelFile(args.positionals[0])) {
       const exported = await timer.run("export", () => exportGraphModel(result.sim, args.positionals[0], path.join(output.dir, "model")));
+      // A graph model holds no activation quantizers: their encodings go beside it, as for a layers model.
+      fs.writeFileSync(path.join(output.dir, "model", "encodings.json"), `${JSON.stringify(exportEncodings(result.sim), null, 2)}\n`);
       const quantized = exported.weights.filter((w) => w.dtype === "uint8" || w.dtype === "uint16").length;
       out(`\nexported the model to ${path.join(outDir, "model")} as a TF.js graph model: ${quantized} of ${exported.weights.length} weights in TF.js's quantized format, ${exported.bytes.written} bytes (source: ${exported.bytes.source})`);
     } else {
@@ -109,7 +112,7 @@ export async function debug(argv: readonly string[], out: (s: string) => void): 
     const html = flowReport(`qdebug debugging flow: ${graph.name}`, `${args.positionals[0]} · backend ${backend.name} · metric ${metric} · ${record.targetText} · ${reportDate()}`, record, images);
     fs.writeFileSync(path.join(output.dir, "report.html"), html);
     output.commit();
-    out(`wrote ${files.length + 1} files to ${outDir} (record.json, steps.csv, report.html) and the model in ${path.join(outDir, "model")} (model.json, weights, encodings.json, model.onnx)`);
+    out(`wrote ${files.length + 1} files to ${outDir} (record.json, steps.csv, report.html) and the model in ${path.join(outDir, "model")} (${fs.readdirSync(path.join(outDir, "model")).sort().join(", ")})`);
     timer.finish();
     return record.met ? 0 : 3;
   } finally {
