@@ -11,6 +11,7 @@ import { encodingRanges } from "../src/analysis/ranges";
 import { activationHistograms } from "../src/analysis/histograms";
 import { activationAxes } from "../src/analysis/activation-axes";
 import { buildOutlierModel } from "./fixtures/small-models";
+import { sweepView } from "../widgets/sweep-view";
 import { assertNoLeak, setupBackend, sliceDataset } from "./helpers";
 
 describe("debugging analyses", () => {
@@ -61,6 +62,25 @@ describe("debugging analyses", () => {
     assert.equal(worst.key, "d2");
     assert.match(cached.diagnosis, /^Quantized alone, d2/);
     assert.deepEqual(rows, ["features", "d1", "d2", "d3", "logits"]);
+  });
+
+  it("sweep rows, view and diagnosis name a layer by the graph's short label where it has one", async () => {
+    // Graph-model nodes carry labels ("conv2d_9" for "StatefulPartitionedCall/…/conv2d_9/BiasAdd"); here d2 gets one.
+    const labelled = sim.graph.edit({ by: "test", attrs: new Map([["d2", { label: "second_dense" }]]) });
+    const lsim = sim.withGraph(labelled, { keepStats: true });
+    try {
+      const r = await sweepEnabled(lsim, { data: data(), metric: "sqnr" });
+      assert.equal(r.rows.find((row) => row.key === "d2")!.label, "second_dense");
+      assert.equal(r.rows.find((row) => row.key === "d1")!.label, undefined, "no label, no field");
+      assert.match(r.diagnosis, /^Quantized alone, second_dense/);
+      const spec = JSON.stringify(sweepView(r));
+      assert.ok(spec.includes('"layer":"second_dense"') && !spec.includes('"layer":"d2"'), "the view's rows are named by the label");
+      const q = await sweepDisabled(lsim, { data: data(), metric: "sqnr", granularity: "quantizer" });
+      assert.equal(q.rows.find((row) => row.key === "d2.kernel")!.label, "second_dense.kernel");
+    } finally {
+      lsim.dispose();
+      labelled.dispose();
+    }
   });
 
   it("disable-one sweep: leaving d2 in float recovers the most", async () => {
