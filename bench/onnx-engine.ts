@@ -25,6 +25,8 @@ export interface OnnxEngineBench {
   /** The enable-one sweep: tfjs (FP32-cached) time / ONNX Runtime time; goal >= 8. */
   sweepSpeedup: number;
   sweepOnnxMs: number;
+  /** The ONNX Runtime sweep with every variant on the main thread (QDEBUG_WORKERS=0). */
+  sweepOneThreadMs: number;
   sweepTfjsMs: number;
   sweepRows: number;
   sweepExamples: number;
@@ -87,6 +89,17 @@ export async function benchOnnxEngine(batch = 8): Promise<OnnxEngineBench> {
     let t0 = Date.now();
     const onnx = await sweepEnabled(sim, { data: sweepData, metric: "sqnr" });
     const sweepOnnxMs = Date.now() - t0;
+    // The same sweep with every variant on the main thread: what the worker threads add.
+    const workers = process.env.QDEBUG_WORKERS;
+    process.env.QDEBUG_WORKERS = "0";
+    t0 = Date.now();
+    try {
+      await sweepEnabled(sim, { data: sweepData, metric: "sqnr" });
+    } finally {
+      if (workers === undefined) delete process.env.QDEBUG_WORKERS;
+      else process.env.QDEBUG_WORKERS = workers;
+    }
+    const sweepOneThreadMs = Date.now() - t0;
     useEngine("tfjs");
     t0 = Date.now();
     const tfjs = await sweepEnabled(sim, { data: sweepData, metric: "sqnr" });
@@ -103,6 +116,7 @@ export async function benchOnnxEngine(batch = 8): Promise<OnnxEngineBench> {
       onnxFoldedFp32Ms,
       sweepSpeedup: sweepTfjsMs / sweepOnnxMs,
       sweepOnnxMs,
+      sweepOneThreadMs,
       sweepTfjsMs,
       sweepRows: onnx.rows.length,
       sweepExamples: sweepData.size,

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   console.log(`ONNX Runtime engine, MobileNetV2 (nsfwjs) batch ${o.batch}, ${o.threads} thread(s):`);
   console.log(`  FP32 forward: tfjs ${o.tfjsFp32Ms.toFixed(1)} ms / ONNX Runtime ${o.onnxFp32Ms.toFixed(1)} ms = ${o.fp32Speedup.toFixed(1)}x faster (goal >= 8)`);
   console.log(`  W8A8 / FP32 forward on ONNX Runtime, BatchNorm folded: ${o.onnxW8A8Ms.toFixed(1)} ms / ${o.onnxFoldedFp32Ms.toFixed(1)} ms = ${o.quantizedRatio.toFixed(2)} (goal <= 1.5)`);
-  console.log(`  enable-one sweep, ${o.sweepRows} layers, ${o.sweepExamples} inputs in batches of ${o.batch}: tfjs (FP32-cached) ${(o.sweepTfjsMs / 1000).toFixed(1)} s / ONNX Runtime ${(o.sweepOnnxMs / 1000).toFixed(1)} s = ${o.sweepSpeedup.toFixed(1)}x faster (goal >= 8), same five worst layers: ${o.sameWorstFive}`);
+  console.log(`  enable-one sweep, ${o.sweepRows} layers, ${o.sweepExamples} inputs in batches of ${o.batch}: tfjs (FP32-cached) ${(o.sweepTfjsMs / 1000).toFixed(1)} s / ONNX Runtime ${(o.sweepOnnxMs / 1000).toFixed(1)} s = ${o.sweepSpeedup.toFixed(1)}x faster (goal >= 8), same five worst layers: ${o.sameWorstFive}; worker threads vs the main thread alone: ${(o.sweepOneThreadMs / o.sweepOnnxMs).toFixed(2)}x faster (${(o.sweepOneThreadMs / 1000).toFixed(1)} s on the main thread)`);
   const g = await benchGraphForward(8);
   console.log(`graph forward / model.predict, ${g.model}, batch ${g.batch}: ${g.graphMs.toFixed(1)} ms / ${g.predictMs.toFixed(1)} ms = ${g.ratio.toFixed(3)} (goal <= 1.05)`);
   for (const name of ["blazeface-front", "selfie"]) {
