@@ -8,6 +8,7 @@ import { SettingsPatch } from "../quant/settings";
 import { costModel, costOf, simBits } from "./cost";
 import { Candidate, MixedPrecisionOptions, candidateLabel, normalizeCandidates, normalizeSensitivity } from "./mixed-precision-options";
 import { bestConfig, describeConfig, dominates, patchOf, searchGroups } from "./mixed-precision-search";
+import { changeText, scoreText } from "../eval/score-text";
 
 export type { Candidate, MixedPrecisionOptions } from "./mixed-precision-options";
 export { normalizeCandidates, candidateLabel } from "./mixed-precision-options";
@@ -337,15 +338,17 @@ export async function mixedPrecision(sim: QuantSim, options: MixedPrecisionOptio
 }
 
 
-const fmt = (v: number) => (Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(4));
 const pct = (v: number) => `${(100 * v).toFixed(0)} %`;
 
 function diagnose(r: Omit<MixedPrecisionResult, "diagnosis" | "dispose">): string {
+  // Scores in the metric's own terms (98.20 %, 41.3 dB); the allowed drop as a change of it.
+  const fmt = (v: number) => scoreText(r.metric, v);
+  const dropText = changeText(r.metric, -r.allowedDrop).replace(/^−/, "");
   const low = candidateLabel(r.candidates[0]);
   const high = candidateLabel(r.candidates[r.candidates.length - 1]);
-  const targetText = `the target ${fmt(r.target)} (FP32 ${fmt(r.reference.fp32)} − ${fmt(r.allowedDrop)})`;
+  const targetText = `the target ${fmt(r.target)} (FP32 ${fmt(r.reference.fp32)} − ${dropText})`;
   const relative = r.costs.highest > 0 ? r.costs.chosen / r.costs.highest : 1;
-  const scored = `${r.evaluations} configurations scored in ${r.passes} passes, on the search data: confirm the choice on held-out data.`;
+  const scored = `${r.evaluations} configurations scored in ${r.passes} ${r.passes === 1 ? "pass" : "passes"}, on the search data: confirm the choice on held-out data.`;
   if (!r.met) {
     return `Even with every layer at ${high} the score is ${fmt(r.reference.highest)}, below ${targetText}: no mix of these candidates meets it. The best configuration scored (${fmt(r.score)}, ${pct(relative)} of the all-${high} ${r.costUnit}) is returned. Allow a larger drop, add a wider candidate, or fix the model first (CLE, per-channel weights, AdaRound). ${scored}`;
   }

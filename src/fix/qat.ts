@@ -13,6 +13,7 @@ import { QatLoss, QatOptions, calibratedActivationEncodings, normalizeOptions } 
 import { readExamples, shuffled } from "./qat-data";
 import { checkLoss, classifierOutput, defaultLoss } from "./qat-losses";
 import { LearnedRangeRow, forTraining, makeTrainingModel, trainStep } from "./qat-model";
+import { changeText, scoreText } from "../eval/score-text";
 
 /**
  * Quantization-aware training (the guidebook's last box): fine-tune the weights
@@ -207,11 +208,11 @@ function diagnose(r: Omit<QatResult, "diagnosis" | "dispose">): string {
       ? `Mean training loss ${fmt(r.firstEpochLoss)} in the first epoch, ${fmt(r.lastEpochLoss)} in the last.`
       : `Mean training loss ${fmt(r.firstEpochLoss)}.`,
   ];
-  if (r.validation) parts.push(`Validation ${r.validation.metric}: ${fmt(r.validation.before)} before, ${fmt(r.validation.after)} after.`);
+  if (r.validation) parts.push(`Validation ${r.validation.metric}: ${scoreText(r.validation, r.validation.before)} before, ${scoreText(r.validation, r.validation.after)} after.`);
   if (r.scores) {
     const { before, after, change, metric } = r.scores;
     const verdict = change > 0 ? "QAT helped" : change < 0 ? "QAT made it worse: try a lower learning rate, more data or distillation" : "no change: try more steps or a higher learning rate";
-    parts.push(`${metric.label}: ${fmt(before)} → ${fmt(after)} (${change >= 0 ? "+" : ""}${fmt(change)}); ${verdict}.`);
+    parts.push(`${metric.label}: ${scoreText(metric, before)} → ${scoreText(metric, after)} (${changeText(metric, change)}); ${verdict}.`);
   }
   if (r.learnedRanges) {
     const moved = r.learnedRanges.filter((row) => Math.abs(row.after.max - row.before.max) + Math.abs(row.after.min - row.before.min) > 1e-3 * (row.before.max - row.before.min));
