@@ -12,7 +12,7 @@ import { randomizeWeights, setupBackend } from "./helpers";
 import { EXAMPLE_MODEL } from "./fixtures/models";
 import { fixture } from "./fixtures/views/cases";
 import { analysisReport, AnalysisResults } from "../src/report/analysis-report";
-import { flowReport } from "../src/report/flow-report";
+import { flowReport, flowSummary } from "../src/report/flow-report";
 import { publish } from "../src/cli/publish";
 import { mimeBundle } from "../src/display/bundle";
 import type { View } from "../widgets/spec";
@@ -196,6 +196,14 @@ describe("report.html: findings first, contents, sortable tables", function () {
     assert.equal((await column(2))[0], "block_1_project", "the costliest layer on top");
     assert.deepEqual(errors, []);
     await context.close();
+  });
+
+  it("the flow report of a run stopped before any score (a failed FP32 sanity check) says so", () => {
+    const record = fixture("debug-flow");
+    const stopped = { ...record, met: false, steps: record.steps.slice(0, 1), final: { ...record.final, score: null }, diagnosis: "The simulation does not reproduce FP32 at 32 bits." };
+    const summary = JSON.stringify(flowSummary(stopped as typeof record));
+    assert.match(summary, /Target not met: the flow stopped before it scored the quantized model\. The simulation does not reproduce FP32 at 32 bits\./);
+    assert.match(flowReport("stopped", "saved results", stopped as typeof record), /stopped before it scored/);
   });
 
   it("the flow report names the fix that helped and what was tried and not kept", async () => {

@@ -13,7 +13,9 @@ export function flowSummary(record: FlowRecord): ReportSummary {
   const final = record.final.score;
   const verdict = record.met ? "Target met" : "Target not met";
   // A task score reads against FP32's own score; a fidelity score against its absolute target (FP32 has no score).
-  const headline = record.fp32 !== null
+  const headline = final === null
+    ? `${verdict}: the flow stopped before it scored the quantized model. ${record.diagnosis}`
+    : record.fp32 !== null
     ? `${verdict}: ${format.text(final)} against ${format.text(record.fp32)} in FP32 (${format.changeText(final - record.fp32)}; ${record.allowedDrop !== null ? `allowed drop ${format.changeText(-record.allowedDrop).replace(/^[−+]/, "")}` : `target ${format.text(record.target)}`}), after ${record.steps.length} steps.`
     : `${verdict}: ${format.text(final)} (target ${record.targetText}), after ${record.steps.length} steps.`;
   const split = record.steps.find((s) => s.box === "weights-vs-activations");
