@@ -4,14 +4,17 @@ import { memoryBudget } from "../../memory-budget";
 
 export { memoryBudget };
 
+/** Shapes are all the size estimates read of a batch: tf tensors, or ORT tensors' dims. */
+type Sample = readonly { readonly shape: readonly number[] }[];
+
 /** Bytes of one node's output for one example (open sizes taken from the batch's first input). */
-export function valueBytesPerExample(graph: Graph, node: string, sample: readonly tf.Tensor[]): number {
+export function valueBytesPerExample(graph: Graph, node: string, sample: Sample): number {
   const open = (axis: number) => sample[0]?.shape[axis] ?? 32;
   return 4 * graph.node(node).outputShape.slice(1).reduce<number>((a, d, i) => a * (d ?? open(i + 1)), 1);
 }
 
 /** Bytes of every node's output for one example: what a run may hold at once. */
-export function bytesPerExample(graph: Graph, sample: readonly tf.Tensor[]): number {
+export function bytesPerExample(graph: Graph, sample: Sample): number {
   return graph.nodes.reduce((sum, n) => sum + valueBytesPerExample(graph, n.name, sample), 0);
 }
 

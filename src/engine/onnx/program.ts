@@ -10,7 +10,7 @@ import { createSession, engineThreads, requireOrt, toOrtTensor } from "./runtime
 import { planSegments, Segment } from "./segments";
 import { bakedSimulation } from "./baked-sim";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
-import { memoryBudget, valueBytesPerExample } from "./memory";
+import { bytesPerExample, memoryBudget, valueBytesPerExample } from "./memory";
 import { engineWorkers, toWire, VariantWorker, WireTensor } from "./variant-workers";
 
 /** Examples a worker runs at once: its sessions' arenas are sized by the largest run (see VariantWorker.run). */
@@ -343,8 +343,7 @@ export class OnnxProgram {
   private affordableWorkers(batch: PassBatch): number {
     if (this.workerCount < 2) return this.workerCount;
     const first = Object.values(batch)[0];
-    const sample = [{ shape: first ? [...first.dims] : [] }] as unknown as tf.Tensor[];
-    const values = this.graph.nodes.reduce((sum, n) => sum + valueBytesPerExample(this.graph, n.name, sample), 0);
+    const values = bytesPerExample(this.graph, [{ shape: first ? first.dims : [] }]);
     const weights = 4 * this.graph.paramCount();
     const perWorker = weights + (WORKER_CHUNK * values) / 4;
     return Math.min(this.workerCount, Math.floor(memoryBudget() / 3 / perWorker));
@@ -360,7 +359,7 @@ export class OnnxProgram {
     return this.workers;
   }
 
-  /** A constant segment's lowering, kept for workers that will need its session later. */
+  /** A constant segment's lowering, kept for the program's life: its session here holds it anyway, and workers may need it later. */
   private constantLowering(segment: Segment, key: string, sim: QuantSim): LoweredModel {
     const id = `${segment.index}|const|${key}`;
     let lowered = this.constantLowerings.get(id);
@@ -430,12 +429,16 @@ export class OnnxProgram {
     return lowered;
   }
 
-  /** A session with `sim`'s configuration of this segment baked in, kept for the program's life (shared by many variants). */
+  /**
+   * A session with `sim`'s configuration of this segment baked in, kept for the program's life (shared by many
+   * variants). It is built from the same lowering the workers get, so a configuration is lowered once.
+   */
   private constantSession(segment: Segment, key: string, sim: QuantSim): Promise<Session> {
     const id = `${segment.index}|const|${key}`;
     let made = this.sessions.get(id);
     if (!made) {
-      made = this.bakedSession(segment, sim);
+      const lowered = this.constantLowering(segment, key, sim);
+      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered, session, outputDims: new Map() }));
       this.sessions.set(id, made);
     }
     return made;

@@ -28,10 +28,15 @@ export function requireOrt(): typeof Ort {
 
 /** Intra-op threads: QDEBUG_THREADS, else one per core. */
 export function engineThreads(): number {
-  const v = process.env.QDEBUG_THREADS;
+  return perCoreSetting("QDEBUG_THREADS", 1);
+}
+
+/** A count set by environment variable `name` (a whole number >= `min`), else one per core. */
+export function perCoreSetting(name: string, min: number): number {
+  const v = process.env[name];
   if (v !== undefined && v !== "") {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`QDEBUG_THREADS must be a whole number >= 1, got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be a whole number >= ${min}, got ${JSON.stringify(v)}`);
     return n;
   }
   return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);

@@ -1,8 +1,8 @@
-import * as os from "os";
 import * as path from "path";
 import { Worker } from "worker_threads";
 import type * as Ort from "onnxruntime-node";
 import type { LoweredModel } from "./lower-graph";
+import { perCoreSetting } from "./runtime";
 
 /** A tensor as it crosses between threads (copied, or transferred when it is a result). */
 export interface WireTensor {
@@ -31,13 +31,7 @@ export interface WorkerReply {
 
 /** Worker threads for sweeps: QDEBUG_WORKERS, else one per core (0 or 1: run on the main thread). */
 export function engineWorkers(): number {
-  const v = process.env.QDEBUG_WORKERS;
-  if (v !== undefined && v !== "") {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`QDEBUG_WORKERS must be a whole number >= 0, got ${JSON.stringify(v)}`);
-    return n;
-  }
-  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  return perCoreSetting("QDEBUG_WORKERS", 0);
 }
 
 /** The part of a lowered segment a worker needs (parametric inputs never go to workers). */
