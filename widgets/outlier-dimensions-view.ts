@@ -18,12 +18,14 @@ export function outlierDimensionsView(result: OutlierDimensionsResult): View {
   const ranges = result.ranges.filter((r) => heatNodes.includes(r.node)).map((r) => ({ node: r.node, dim: r.dim, min: round(r.min), max: round(r.max), kind: kindOf(r) }));
   const ratios = result.ranges.map((r) => ({ node: r.node, role: r.role, dim: r.dim, ratio: round(r.ratio), absMax: round(r.absMax), kind: kindOf(r) }));
   const kind = { field: "kind", type: "nominal", scale: { domain: ["dimension", "outlier"], range: [COLORS.fp32, COLORS.fail] }, title: null, legend: { orient: "top" } } as const;
+  // The heat map and the ranges have one row per sequence activation, in the same order.
+  const byNode = { row: { field: "node", type: "nominal", sort: heatNodes, title: null, header: { labelAngle: 0, labelAlign: "left", labelLimit: 200 } } } as const;
   const panels: Record<string, unknown>[] = [];
   if (heatNodes.length) {
     panels.push({
       title: "Largest |value| per token position × embedding dimension",
       data: { values: heatmap },
-      facet: { row: { field: "node", type: "nominal", sort: heatNodes, title: null, header: { labelAngle: 0, labelAlign: "left", labelLimit: 200 } } },
+      facet: byNode,
       spec: {
         width: WIDTH - 120,
         height: { step: 5 },
@@ -40,7 +42,7 @@ export function outlierDimensionsView(result: OutlierDimensionsResult): View {
     panels.push({
       title: "Range of each embedding dimension",
       data: { values: ranges },
-      facet: { row: { field: "node", type: "nominal", sort: heatNodes, title: null, header: { labelAngle: 0, labelAlign: "left", labelLimit: 200 } } },
+      facet: byNode,
       spec: {
         width: WIDTH - 120,
         height: 70,
