@@ -106,7 +106,37 @@ describe("quantization simulation", () => {
     sim.dispose();
     big.dispose();
     assert.equal(result.pass, false);
-    assert.match(result.diagnosis, /32 bits/);
+    assert.equal(result.roundingNoise, false);
+    const [at32, , opened] = result.checks;
+    assert.equal(opened.variant, "32-bit, ranges opened", "beyond the tolerance, the check reruns with ranges opened");
+    // Data 4 times the calibration data still overflows ranges opened to 3 times their width, but less.
+    assert.ok(opened.maxRelError < at32.maxRelError && !opened.pass, `opening the ranges clips less: ${opened.maxRelError} vs ${at32.maxRelError}`);
+    assert.match(result.diagnosis, /far outside the calibrated ranges/);
+    // 1.5 times: the calibrated ranges clip, the opened ones hold everything.
+    const sim2 = await QuantSim.create(graph).calibrate(sliceDataset(images, 8));
+    const wider = tf.mul(images, 1.5);
+    const clipped = await assertNoLeak("sanity check", () => fp32SanityCheck(sim2, { data: sliceDataset(wider, 8) }));
+    sim2.dispose();
+    wider.dispose();
+    const [c32, , open] = clipped.checks;
+    assert.deepEqual([clipped.pass, c32.pass, open.pass, clipped.roundingNoise], [false, false, true, false]);
+    assert.ok(open.maxRelError < 1e-5 && c32.maxRelError > 1e-3, `clipped ${c32.maxRelError}, opened ${open.maxRelError}`);
+    assert.match(clipped.diagnosis, /the calibrated ranges clip values/);
+  });
+
+  it("the sanity check tells float rounding from clipping: beyond the tolerance, opened ranges give the same error", async () => {
+    const sim = await QuantSim.create(graph).calibrate(sliceDataset(images, 8));
+    // A tolerance below float32's rounding: the 32-bit error exceeds it although nothing is clipped.
+    const result = await assertNoLeak("sanity check", () => fp32SanityCheck(sim, { data: sliceDataset(images, 8), tolerance: 1e-12 }));
+    sim.dispose();
+    const [at32, bypassed, opened] = result.checks;
+    assert.ok(at32.maxRelError > 1e-12 && at32.maxRelError < 1e-5, `32-bit error ${at32.maxRelError}`);
+    assert.equal(opened.variant, "32-bit, ranges opened");
+    assert.ok(opened.maxRelError > 0 && at32.maxRelError <= 2 * opened.maxRelError, `the same rounding noise: ${at32.maxRelError} vs ${opened.maxRelError}`);
+    assert.ok(opened.sqnrDb !== null && opened.sqnrDb > 100, `opened SQNR ${opened.sqnrDb}`);
+    assert.equal(bypassed.maxAbsError, 0);
+    assert.deepEqual([result.roundingNoise, result.pass, at32.pass], [true, true, true]);
+    assert.match(result.diagnosis, /sound.*nothing can be clipped/);
   });
 
   it("exports AIMET encodings and importing them reproduces the simulation exactly", async () => {
