@@ -19,17 +19,29 @@ export function bytesPerExample(graph: Graph, sample: Sample): number {
 }
 
 /**
+ * Returned values at most this large stay in glibc's heap when the CLI keeps
+ * freed blocks (its mmap threshold is at most 32 MB): larger ones are mapped,
+ * and page-faulted, afresh on every run.
+ */
+export const HEAP_BLOCK_BYTES = 24 * 2 ** 20;
+
+/**
  * Splits a batch into the sub-batches the engine runs at once, so that the
  * sessions' activations (a few copies of every node's output: ORT's arenas, the
- * values handed between segments) stay within the memory budget.
+ * values handed between segments) stay within the memory budget; with
+ * `returnsValues`, also so that every node's value for a sub-batch fits in
+ * HEAP_BLOCK_BYTES (runs that hand every activation back, as calibration's).
  * Results do not depend on the split: every example is computed alone.
  */
-export function engineChunks(graph: Graph, inputs: readonly tf.Tensor[], copies = 6): tf.Tensor[][] {
+export function engineChunks(graph: Graph, inputs: readonly tf.Tensor[], copies = 6, options: { returnsValues?: boolean } = {}): tf.Tensor[][] {
   const n = inputs[0].shape[0];
-  const size = Math.max(1, Math.floor(memoryBudget() / (copies * bytesPerExample(graph, inputs))));
+  let size = Math.max(1, Math.floor(memoryBudget() / (copies * bytesPerExample(graph, inputs))));
+  if (options.returnsValues) {
+    const largest = Math.max(...graph.nodes.map((node) => valueBytesPerExample(graph, node.name, inputs)));
+    size = Math.min(size, Math.max(1, Math.floor(HEAP_BLOCK_BYTES / largest)));
+  }
   if (size >= n) return [inputs as tf.Tensor[]];
   const chunks: tf.Tensor[][] = [];
   for (let start = 0; start < n; start += size) chunks.push(inputs.map((t) => tf.slice(t, start, Math.min(size, n - start))));
   return chunks;
 }
-

@@ -23,8 +23,9 @@ export async function runTaps(
   const session = await createSession(lowered.bytes);
   try {
     return await forEachBatch(graph, data, { task: options.task ?? "forward", onProgress: options.onProgress }, async (batch) => {
-      // Every tapped value is returned at once: sub-batches keep that within the memory budget.
-      const chunks = engineChunks(graph, batch.inputs, 3);
+      // Every tapped value is returned at once: sub-batches keep that within the memory budget, and each value
+      // small enough to reuse freed heap blocks.
+      const chunks = engineChunks(graph, batch.inputs, 3, { returnsValues: true });
       try {
         for (const inputs of chunks) {
           const feeds: Record<string, ReturnType<typeof toOrtTensor>> = {};
