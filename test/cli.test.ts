@@ -13,8 +13,6 @@ import { esrganCrops } from "../scripts/make-esrgan-crops";
 import { parseArgs } from "../src/cli/args";
 import { checkFlags } from "../src/cli/flag-rules";
 import { configFromArgs, QUANT_FLAGS } from "../src/cli/quant-run";
-import { allocatorRestartEnv, HEAP_SETTINGS } from "../src/cli/allocator";
-import { spawnSync } from "child_process";
 
 async function run(argv: string[]): Promise<{ code: number; text: string }> {
   const lines: string[] = [];
@@ -34,23 +32,6 @@ describe("CLI", () => {
     model.dispose();
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  it("the qdebug command restarts itself once with glibc's heap kept, and passes on output and exit code", () => {
-    const bin = path.join(path.dirname(EXAMPLE_MODEL), "..", "..", "bin", "qdebug.js");
-    const env = { ...process.env };
-    for (const k of [...Object.keys(HEAP_SETTINGS), "QDEBUG_HEAP"]) delete env[k];
-    const tuned = spawnSync(process.execPath, [bin, "info", modelPath], { env, encoding: "utf8" });
-    assert.equal(tuned.status, 0, tuned.stderr);
-    const line = (r: { stdout: string }) => r.stdout.split("\n").find((l) => l.startsWith("allocator:"));
-    const glibc = line(tuned) !== "allocator: system allocator";
-    if (glibc) assert.equal(line(tuned), "allocator: glibc, freed blocks kept in the heap (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_)");
-    const plain = spawnSync(process.execPath, [bin, "info", modelPath], { env: { ...env, QDEBUG_HEAP: "system" }, encoding: "utf8" });
-    if (glibc) assert.equal(line(plain), "allocator: glibc defaults (large blocks mapped afresh)");
-    assert.equal(allocatorRestartEnv({ ...env, ...HEAP_SETTINGS }), undefined, "already restarted: no second restart");
-    const failed = spawnSync(process.execPath, [bin, "info", path.join(dir, "missing.json")], { env, encoding: "utf8" });
-    assert.equal(failed.status, 1);
-    assert.match(failed.stderr, /^qdebug: .*missing\.json/);
-  });
 
   it("info prints nodes in execution order with op, shape and parameter count", async () => {
     const { code, text } = await run(["info", modelPath]);

@@ -1,6 +1,5 @@
 import { useBackend } from "../backend";
 import { activeEngine } from "../engine/engine";
-import { allocatorDescription } from "./allocator";
 import { loadGraph, loadLayersModelFromFile } from "../graph/load-model";
 import { verifyAgainstModel, VerifyResult } from "../runner/verify";
 import { parseArgs } from "./args";
@@ -33,13 +32,12 @@ export async function info(argv: readonly string[], out: (s: string) => void): P
     }
     const nodes = graph.summary();
     if (args.flags.has("json")) {
-      out(JSON.stringify({ model: file, backend: backend.name, engine: activeEngine(), allocator: allocatorDescription(), inputs: graph.inputSpecs, outputs: graph.outputs, paramCount: graph.paramCount(), nodes, verify }, null, 2));
+      out(JSON.stringify({ model: file, backend: backend.name, engine: activeEngine(), inputs: graph.inputSpecs, outputs: graph.outputs, paramCount: graph.paramCount(), nodes, verify }, null, 2));
       return 0;
     }
     const shape = (s: readonly (number | null)[]) => `[${s.map((d) => d ?? "?").join(", ")}]`;
     const engine = activeEngine();
     out(`model ${graph.name} (${file}) on backend ${backend.name}; analyses run on ${engine.name === "onnx" ? `ONNX Runtime (${engine.package}, ${engine.threads} threads)` : "tfjs"}`);
-    out(`allocator: ${allocatorDescription()}`);
     out(`inputs: ${graph.inputSpecs.map((s) => `${s.name} ${shape(s.shape)} ${s.dtype}`).join(", ")}`);
     out(`outputs: ${graph.outputs.join(", ")}`);
     out("");
