@@ -1,8 +1,9 @@
 import * as os from "os";
 
 /**
- * The memory the engine may use for activations: QDEBUG_MEMORY (bytes, or
- * with a unit: "1.5GB", "800MB"), else a quarter of free memory between 512 MB and 2 GB.
+ * The memory budget: the peak resident memory the process should stay within.
+ * QDEBUG_MEMORY (bytes, or with a unit: "1.5GB", "800MB"), else a quarter of
+ * free memory between 512 MB and 2 GB.
  */
 export function memoryBudget(): number {
   const v = process.env.QDEBUG_MEMORY;
@@ -13,6 +14,21 @@ export function memoryBudget(): number {
     return Number(m[1]) * unit;
   }
   return Math.min(2 * 2 ** 30, Math.max(512 * 2 ** 20, os.freemem() / 4));
+}
+
+let heldBeforeEngine: number | undefined;
+
+/**
+ * What the engine may use for its activations, sessions and workers: the
+ * budget less what the process held when the engine first asked (the
+ * runtimes, the model, the data), and at least a quarter of the budget. The
+ * engine's own memory from one step is freed or reused by the next, so it is
+ * not subtracted again.
+ */
+export function engineMemory(): number {
+  heldBeforeEngine ??= process.memoryUsage().rss;
+  const budget = memoryBudget();
+  return Math.max(budget / 4, budget - heldBeforeEngine);
 }
 
 /** Whether an error means that memory ran out: tfjs's wasm heap, a typed array, or ONNX Runtime's allocator. */

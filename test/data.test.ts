@@ -111,6 +111,16 @@ describe("data", () => {
       assert.deepEqual(Array.from(read("<f4", new Float32Array([1, 2]), [1, 2], 2).data), [1, 2]);
       assert.deepEqual(read("<f4", new Float32Array([1, 2]), [2, 1], 3).shape, [2, 1]);
       assert.throws(() => read("<i8", new BigInt64Array([2n ** 40n]), [1]), /does not fit in int32/);
+      // From a file, the data is read straight into its own buffer: the same arrays for every version.
+      for (const major of [1, 2, 3]) {
+        const file = path.join(tmp, `v${major}.npy`);
+        fs.writeFileSync(file, npyBytes("<i2", [3], new Int16Array([-7, 0, 9]), { major }));
+        const npy = readNpy(file);
+        assert.deepEqual([Array.from(npy.data), npy.shape, npy.dtype], [[-7, 0, 9], [3], "int16"]);
+      }
+      const text = path.join(tmp, "text.npy");
+      fs.writeFileSync(text, "not numpy");
+      assert.throws(() => readNpy(text), (e: Error) => e.message.includes(text) && /missing the \\x93NUMPY magic/.test(e.message));
     });
 
     it("maps dtypes to tensors: floats → float32, integers → int32, bool → bool", () => {

@@ -1,6 +1,7 @@
 import { strict as assert } from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { setupBackend } from "./helpers";
+import { engineMemory } from "../src/memory-budget";
 import { etaMs, formatDuration, ProgressEvent, ProgressOptions, ProgressReporter, StepTimer } from "../src/progress";
 
 /** A stream that keeps what is written; a terminal when `columns` is given. */
@@ -174,6 +175,23 @@ describe("progress", () => {
         );
         // Other errors pass through unchanged.
         await assert.rejects(() => steps.run("split", () => { throw new Error("no data"); }), /^Error: no data$/);
+      } finally {
+        if (saved === undefined) delete process.env.QDEBUG_MEMORY;
+        else process.env.QDEBUG_MEMORY = saved;
+      }
+    });
+
+    it("the engine works within the budget less what the process held when it first asked, at least a quarter of it", () => {
+      const saved = process.env.QDEBUG_MEMORY;
+      try {
+        process.env.QDEBUG_MEMORY = "64GB";
+        const held = 64 * 2 ** 30 - engineMemory();
+        // The runtimes and test fixtures are loaded by now: the held memory is this process's, not 0.
+        assert.ok(held > 50 * 2 ** 20 && held <= process.memoryUsage().rss * 2, `held ${held}`);
+        process.env.QDEBUG_MEMORY = String(Math.round(held + 2 ** 30));
+        assert.equal(Math.round(engineMemory()), 2 ** 30, "the rest of the budget");
+        process.env.QDEBUG_MEMORY = "40MB";
+        assert.equal(engineMemory(), 10 * 2 ** 20, "below what is held: a quarter of the budget");
       } finally {
         if (saved === undefined) delete process.env.QDEBUG_MEMORY;
         else process.env.QDEBUG_MEMORY = saved;

@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { Graph } from "../../graph/graph";
-import { memoryBudget } from "../../memory-budget";
+import { engineMemory } from "../../memory-budget";
 
-export { memoryBudget };
+export { engineMemory };
 
 /** Shapes are all the size estimates read of a batch: tf tensors, or ORT tensors' dims. */
 type Sample = readonly { readonly shape: readonly number[] }[];
@@ -36,7 +36,7 @@ export const HEAP_BLOCK_BYTES = 24 * 2 ** 20;
  */
 export function engineChunks(graph: Graph, inputs: readonly tf.Tensor[], copies = 6, options: { returnsValues?: boolean } = {}): tf.Tensor[][] {
   const n = inputs[0].shape[0];
-  let size = Math.max(1, Math.floor(memoryBudget() / (copies * bytesPerExample(graph, inputs))));
+  let size = Math.max(1, Math.floor(engineMemory() / (copies * bytesPerExample(graph, inputs))));
   if (options.returnsValues) {
     const largest = Math.max(...graph.nodes.map((node) => valueBytesPerExample(graph, node.name, inputs)));
     size = Math.min(size, Math.max(1, Math.floor(HEAP_BLOCK_BYTES / largest)));

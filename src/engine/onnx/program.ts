@@ -10,7 +10,7 @@ import { createSession, engineThreads, requireOrt, toOrtTensor } from "./runtime
 import { planSegments, Segment } from "./segments";
 import { bakedSimulation } from "./baked-sim";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
-import { bytesPerExample, memoryBudget, valueBytesPerExample } from "./memory";
+import { bytesPerExample, engineMemory, valueBytesPerExample } from "./memory";
 import { engineWorkers, toWire, VariantWorker, WireTensor } from "./variant-workers";
 
 /** Examples a worker runs at once: its sessions' arenas are sized by the largest run (see VariantWorker.run). */
@@ -338,7 +338,7 @@ export class OnnxProgram {
    * worker holds its own copy of the sessions it runs: the model's weights, and
    * arenas for WORKER_CHUNK examples, which ORT keeps at about a quarter of all
    * the values the graph computes (MobileNetV2: ~180 MB a worker, measured).
-   * Workers may use a third of the budget; a pass's trunk values take another.
+   * Workers may use a third of the engine's memory; a pass's trunk values take another.
    */
   private affordableWorkers(batch: PassBatch): number {
     if (this.workerCount < 2) return this.workerCount;
@@ -346,7 +346,7 @@ export class OnnxProgram {
     const values = bytesPerExample(this.graph, [{ shape: first ? first.dims : [] }]);
     const weights = 4 * this.graph.paramCount();
     const perWorker = weights + (WORKER_CHUNK * values) / 4;
-    return Math.min(this.workerCount, Math.floor(memoryBudget() / 3 / perWorker));
+    return Math.min(this.workerCount, Math.floor(engineMemory() / 3 / perWorker));
   }
 
   /** Worker threads started so far (0 when every variant ran on the main thread). */
