@@ -9,6 +9,7 @@ import { layerError } from "../src/analysis/layer-error";
 import { useEngine } from "../src/engine/engine";
 import { lowerGraph, QuantizerLowering } from "../src/engine/onnx/lower-graph";
 import { OnnxProgram } from "../src/engine/onnx/program";
+import { TensorPool } from "../src/engine/onnx/tensor-pool";
 import { createSession, requireOrt } from "../src/engine/onnx/runtime";
 import { quantizerFeeds, storageFor } from "../src/engine/onnx/sim-config";
 import { Graph } from "../src/graph/graph";
@@ -301,6 +302,27 @@ describe("ONNX Runtime engine", () => {
       useEngine("onnx");
       graph.dispose();
     }
+  });
+});
+
+describe("buffers handed between segments", () => {
+  it("a shape keeps at most as many free buffers as were ever taken at once, and reuses them", () => {
+    const ort = requireOrt();
+    const pool = new TensorPool(ort);
+    const taken = [pool.take([2, 3]), pool.take([2, 3]), pool.take([2, 3])];
+    for (const t of taken) pool.give(t);
+    assert.equal(pool.freeCount, 3);
+    assert.ok(taken.includes(pool.take([2, 3])), "a free buffer is reused");
+    pool.give(taken[2]);
+    // Outputs ORT allocated itself (a new session's first run) beyond that are dropped, not hoarded.
+    for (let i = 0; i < 5; i++) pool.give(new ort.Tensor("float32", new Float32Array(6), [2, 3]));
+    assert.equal(pool.freeCount, 3);
+    // A shape never taken keeps one, for the next run to take; int32 values are never pooled.
+    pool.give(new ort.Tensor("float32", new Float32Array(4), [4]));
+    pool.give(new ort.Tensor("float32", new Float32Array(4), [4]));
+    pool.give(new ort.Tensor("int32", new Int32Array(4), [4]));
+    assert.equal(pool.freeCount, 4);
+    assert.deepEqual(pool.take([4]).dims, [4]);
   });
 });
 

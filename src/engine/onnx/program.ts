@@ -8,6 +8,7 @@ import { QuantSim } from "../../quant/quantsim";
 import { lowerGraph, LoweredModel, ParamSource, QuantizerLowering } from "./lower-graph";
 import { createSession, engineThreads, requireOrt, toOrtTensor } from "./runtime";
 import { planSegments, Segment } from "./segments";
+import { TensorPool } from "./tensor-pool";
 import { bakedSimulation } from "./baked-sim";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
 import { bytesPerExample, engineMemory, valueBytesPerExample } from "./memory";
@@ -37,22 +38,6 @@ interface Session {
   outputDims: Map<number, Map<string, readonly number[]>>;
 }
 
-/** Float buffers of the shapes segments hand on, reused from batch to batch and variant to variant. */
-class TensorPool {
-  private readonly free = new Map<string, Ort.Tensor[]>();
-  constructor(private readonly ort: ReturnType<typeof requireOrt>) {}
-  take(dims: readonly number[]): Ort.Tensor {
-    const t = this.free.get(dims.join("x"))?.pop();
-    return t ?? new this.ort.Tensor("float32", new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
-  }
-  give(t: Ort.Tensor): void {
-    if (t.type !== "float32") return;
-    const key = t.dims.join("x");
-    const list = this.free.get(key) ?? [];
-    list.push(t);
-    this.free.set(key, list);
-  }
-}
 
 /**
  * Runs many simulations of one graph with ONNX Runtime, batch by batch.

@@ -1,6 +1,7 @@
 import { parentPort } from "worker_threads";
 import type * as Ort from "onnxruntime-node";
 import { createSession, requireOrt } from "./runtime";
+import { TensorPool } from "./tensor-pool";
 import type { WorkerReply, WorkerRequest, WireSegment, WireTensor } from "./variant-workers";
 
 /**
@@ -21,16 +22,10 @@ interface WorkerSession {
 
 const ort = requireOrt();
 const sessions = new Map<string, WorkerSession>();
-/** Buffers of values handed from segment to segment, reused (ORT's own output allocation costs more than small segments' compute). */
-const pool = new Map<string, Ort.Tensor[]>();
-
-const take = (dims: readonly number[]): Ort.Tensor => pool.get(dims.join("x"))?.pop() ?? new ort.Tensor("float32", new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
-const give = (t: Ort.Tensor): void => {
-  if (t.type !== "float32") return;
-  const list = pool.get(t.dims.join("x")) ?? [];
-  list.push(t);
-  pool.set(t.dims.join("x"), list);
-};
+/** Buffers of values handed from segment to segment, reused. */
+const pool = new TensorPool(ort);
+const take = (dims: readonly number[]): Ort.Tensor => pool.take(dims);
+const give = (t: Ort.Tensor): void => pool.give(t);
 const toOrt = (w: WireTensor): Ort.Tensor => new ort.Tensor(w.type, w.data, w.dims);
 
 /** Runs `steps` (session ids, one per segment) on one batch; returns the graph outputs they produce. */
