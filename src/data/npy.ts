@@ -54,6 +54,19 @@ function narrowInt64(buffer: ArrayBuffer, count: number): Int32Array {
   return out;
 }
 
+/** The fixed part before the header (magic, version, header length): where the header and the data start. */
+function fixedPart(buffer: Uint8Array, fail: (why: string) => Error): { major: number; headerStart: number; dataStart: number } {
+  if (buffer.length < 10 || MAGIC.some((b, i) => buffer[i] !== b)) throw fail("not a .npy file (missing the \\x93NUMPY magic string)");
+  const major = buffer[6];
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  if (major === 1) return { major, headerStart: 10, dataStart: 10 + view.getUint16(8, true) };
+  if (major === 2 || major === 3) {
+    if (buffer.length < 12) throw fail(`truncated: expected at least 12 bytes, got ${buffer.length}`);
+    return { major, headerStart: 12, dataStart: 12 + view.getUint32(8, true) };
+  }
+  throw fail(`unsupported .npy format version ${major}.${buffer[7]} (expected 1.0, 2.0 or 3.0)`);
+}
+
 /** What a .npy header says: where the data starts, its type, shape and size in bytes. */
 interface NpyLayout {
   dataStart: number;
@@ -68,22 +81,8 @@ interface NpyLayout {
  * file is `fileLength` bytes long. `fail` makes an error naming the file.
  */
 function parseHeader(buffer: Uint8Array, fileLength: number, fail: (why: string) => Error): NpyLayout {
-  if (buffer.length < 10 || MAGIC.some((b, i) => buffer[i] !== b)) throw fail("not a .npy file (missing the \\x93NUMPY magic string)");
-  const major = buffer[6];
-  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  let headerStart: number;
-  let headerLength: number;
-  if (major === 1) {
-    headerStart = 10;
-    headerLength = view.getUint16(8, true);
-  } else if (major === 2 || major === 3) {
-    if (buffer.length < 12) throw fail(`truncated: expected at least 12 bytes, got ${buffer.length}`);
-    headerStart = 12;
-    headerLength = view.getUint32(8, true);
-  } else {
-    throw fail(`unsupported .npy format version ${major}.${buffer[7]} (expected 1.0, 2.0 or 3.0)`);
-  }
-  const dataStart = headerStart + headerLength;
+  const { major, headerStart, dataStart } = fixedPart(buffer, fail);
+  const headerLength = dataStart - headerStart;
   if (buffer.length < dataStart) throw fail(`truncated: expected ${dataStart} bytes of header, got ${buffer.length}`);
   const header = Buffer.from(buffer.buffer, buffer.byteOffset + headerStart, headerLength).toString(major === 3 ? "utf8" : "latin1");
 
@@ -155,14 +154,8 @@ export function readNpy(path: string): Npy {
       return target.subarray(0, done);
     };
     // The fixed part (10 or 12 bytes) gives the header's length; then read exactly the header, then the data.
-    const fixed = readInto(new Uint8Array(Math.min(size, 12)), 0);
-    let headerEnd = fixed.length;
-    if (fixed.length >= 10 && MAGIC.every((b, i) => fixed[i] === b)) {
-      const view = new DataView(fixed.buffer, fixed.byteOffset, fixed.byteLength);
-      if (fixed[6] === 1) headerEnd = 10 + view.getUint16(8, true);
-      else if (fixed.length >= 12) headerEnd = 12 + view.getUint32(8, true);
-    }
-    const layout = parseHeader(readInto(new Uint8Array(Math.min(size, headerEnd)), 0), size, fail);
+    const { dataStart } = fixedPart(readInto(new Uint8Array(Math.min(size, 12)), 0), fail);
+    const layout = parseHeader(readInto(new Uint8Array(Math.min(size, dataStart)), 0), size, fail);
     const data = new ArrayBuffer(layout.bytes);
     readInto(new Uint8Array(data), layout.dataStart);
     return decode(layout, data, fail);

@@ -38,6 +38,8 @@ interface Session {
   outputDims: Map<number, Map<string, readonly number[]>>;
 }
 
+/** The id of a segment's session for one configuration kept for the program's life, here and in the workers. */
+const constantId = (segment: number, key: string) => `${segment}|const|${key}`;
 
 /**
  * Runs many simulations of one graph with ONNX Runtime, batch by batch.
@@ -235,7 +237,7 @@ export class OnnxProgram {
         for (let s = from; s < S; s++) {
           const key = keys[v][s];
           if (shared[s].has(key)) {
-            const id = `${s}|const|${key}`;
+            const id = constantId(s, key);
             if (!worker.holds.has(id)) await worker.open(id, this.constantLowering(this.segments[s], key, variant.sim), this.threads);
             steps.push(id);
           } else {
@@ -346,7 +348,7 @@ export class OnnxProgram {
 
   /** A constant segment's lowering, kept for the program's life: its session here holds it anyway, and workers may need it later. */
   private constantLowering(segment: Segment, key: string, sim: QuantSim): LoweredModel {
-    const id = `${segment.index}|const|${key}`;
+    const id = constantId(segment.index, key);
     let lowered = this.constantLowerings.get(id);
     if (!lowered) {
       lowered = this.bakedLowering(segment, sim);
@@ -419,7 +421,7 @@ export class OnnxProgram {
    * variants). It is built from the same lowering the workers get, so a configuration is lowered once.
    */
   private constantSession(segment: Segment, key: string, sim: QuantSim): Promise<Session> {
-    const id = `${segment.index}|const|${key}`;
+    const id = constantId(segment.index, key);
     let made = this.sessions.get(id);
     if (!made) {
       const lowered = this.constantLowering(segment, key, sim);

@@ -24,8 +24,6 @@ const ort = requireOrt();
 const sessions = new Map<string, WorkerSession>();
 /** Buffers of values handed from segment to segment, reused. */
 const pool = new TensorPool(ort);
-const take = (dims: readonly number[]): Ort.Tensor => pool.take(dims);
-const give = (t: Ort.Tensor): void => pool.give(t);
 const toOrt = (w: WireTensor): Ort.Tensor => new ort.Tensor(w.type, w.data, w.dims);
 
 /** Runs `steps` (session ids, one per segment) on one batch; returns the graph outputs they produce. */
@@ -45,10 +43,10 @@ async function runChain(steps: readonly string[], carriedIn: Record<string, Wire
     const batch = Object.values(feeds).find((t) => t.dims.length > 0)?.dims[0] ?? 0;
     const known = s.outputDims.get(batch);
     const fetches: Record<string, Ort.Tensor | null> = {};
-    for (const o of s.plan.outputs) fetches[o.onnx] = known && o.role === "tap" ? take(known.get(o.onnx)!) : null;
+    for (const o of s.plan.outputs) fetches[o.onnx] = known && o.role === "tap" ? pool.take(known.get(o.onnx)!) : null;
     const results = await s.session.run(feeds, fetches);
     if (!known) s.outputDims.set(batch, new Map(s.plan.outputs.map((o) => [o.onnx, results[o.onnx].dims])));
-    if (pooled) for (const t of Object.values(carried)) give(t);
+    if (pooled) for (const t of Object.values(carried)) pool.give(t);
     const next: Record<string, Ort.Tensor> = {};
     for (const o of s.plan.outputs) {
       const t = results[o.onnx];
@@ -58,7 +56,7 @@ async function runChain(steps: readonly string[], carriedIn: Record<string, Wire
     carried = next;
     pooled = true;
   }
-  if (pooled) for (const t of Object.values(carried)) give(t);
+  if (pooled) for (const t of Object.values(carried)) pool.give(t);
   return outputs;
 }
 
