@@ -97,6 +97,31 @@ describe("ONNX Runtime engine", () => {
     });
   });
 
+  it("Keras's ZeroPadding2D before a valid conv runs inside the conv (ONNX Runtime's profile has no Pad kernel)", async () => {
+    // MobileNetV2 pads explicitly before its five stride-2 convs; a Pad left standing breaks ORT's blocked (NCHWc)
+    // layout into reorders around it, which cost a third of the forward pass.
+    const graph = await loadGraph(nsfwjsMobileNetV2());
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qdebug-profile-"));
+    const ort = requireOrt();
+    try {
+      assert.equal(graph.nodes.filter((n) => n.op === "zeroPad2d").length, 5);
+      const lowered = lowerGraph(graph);
+      const session = await ort.InferenceSession.create(lowered.bytes, { enableProfiling: true, profileFilePrefix: path.join(dir, "run"), graphOptimizationLevel: "all" });
+      const x = new ort.Tensor("float32", new Float32Array(224 * 224 * 3).fill(0.5), [1, 224, 224, 3]);
+      await session.run({ [lowered.inputs[0].onnx]: x });
+      session.endProfiling();
+      await session.release();
+      const [file] = fs.readdirSync(dir);
+      const events = JSON.parse(fs.readFileSync(path.join(dir, file), "utf8")) as { cat?: string; args?: { op_name?: string } }[];
+      const ops = new Set(events.filter((e) => e.cat === "Node").map((e) => e.args?.op_name));
+      assert.ok(ops.has("Conv"), `kernels run: ${[...ops].join(", ")}`);
+      assert.ok(!ops.has("Pad"), `a Pad kernel ran: ${[...ops].join(", ")}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      graph.dispose();
+    }
+  });
+
   describe("graph on ONNX Runtime vs model.predict (FP32, every quantizer bypassed)", () => {
     const cases: { name: string; model: () => Promise<tf.LayersModel>; shape?: number[] }[] = [
       { name: "example MNIST model", model: () => loadLayersModelFromFile(EXAMPLE_MODEL) },

@@ -54,14 +54,12 @@ export const depthwiseKernel: WeightLayout = (data, [kh, kw, cin, mult]) => {
 };
 
 /** ONNX Conv/pool attributes from our strides, padding and dilations. */
-export function spatialAttrs(a: { strides: number[]; padding: "same" | "valid"; dilations?: number[] }, kernel: number[]): Record<string, unknown> {
-  return {
-    kernel_shape: kernel,
-    strides: a.strides,
-    dilations: a.dilations,
-    // TF's "same" puts the odd extra pixel at the end, as SAME_UPPER does.
-    auto_pad: a.padding === "same" ? "SAME_UPPER" : "VALID",
-  };
+export function spatialAttrs(a: { strides: number[]; padding: "same" | "valid"; dilations?: number[] }, kernel: number[], op: "conv" | "pool" = "conv"): Record<string, unknown> {
+  // TF's "same" puts the odd extra pixel at the end, as SAME_UPPER does. A conv's "valid" is spelled as zero pads,
+  // not auto_pad VALID: ONNX Runtime folds a zero Pad before a conv into explicit pads only (Keras's ZeroPadding2D
+  // before MobileNetV2's stride-2 convs). Pools keep VALID: folded into a pool, zero padding would not be zeros.
+  const padding = a.padding === "same" ? { auto_pad: "SAME_UPPER" } : op === "conv" ? { pads: new Array(2 * kernel.length).fill(0) } : { auto_pad: "VALID" };
+  return { kernel_shape: kernel, strides: a.strides, dilations: a.dilations, ...padding };
 }
 
 /** Broadcasts a per-channel vector over a tensor of `rank` in `layout` (shape [C] or [C, 1, ...]). */

@@ -24,7 +24,7 @@ registerOp({ op: "globalMaxPool", run: (node, [x]) => tf.max(x, node.attrs.axes 
 function windowedOnnx(opType: string): OnnxLowering {
   return (ctx, node, [x]) => {
     const a = node.attrs as { poolSize: number[]; strides: number[]; padding: "same" | "valid" };
-    return { name: ctx.node(opType, [ctx.as(x, "channelsFirst")], spatialAttrs(a, a.poolSize), { name: node.name }), layout: "channelsFirst", rank: 4 };
+    return { name: ctx.node(opType, [ctx.as(x, "channelsFirst")], spatialAttrs(a, a.poolSize, "pool"), { name: node.name }), layout: "channelsFirst", rank: 4 };
   };
 }
 
