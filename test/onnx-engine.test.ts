@@ -10,6 +10,7 @@ import { useEngine } from "../src/engine/engine";
 import { lowerGraph, QuantizerLowering } from "../src/engine/onnx/lower-graph";
 import { OnnxProgram } from "../src/engine/onnx/program";
 import { TensorPool } from "../src/engine/onnx/tensor-pool";
+import { bytesPerExample, peakBytesPerExample, SESSION_CHUNK, sessionChunks } from "../src/engine/onnx/memory";
 import { createSession, requireOrt } from "../src/engine/onnx/runtime";
 import { quantizerFeeds, storageFor } from "../src/engine/onnx/sim-config";
 import { Graph } from "../src/graph/graph";
@@ -325,6 +326,60 @@ describe("ONNX Runtime engine", () => {
       }
     } finally {
       useEngine("onnx");
+      graph.dispose();
+    }
+  });
+});
+
+describe("sub-batches of a few whole-model sessions", () => {
+  // input [4,4,2] → a: conv 1x1, 3 filters → b: conv 1x1, 5 filters → concat(a, b): a stays alive across b.
+  const build = async () => {
+    const x = tf.input({ shape: [4, 4, 2] });
+    const a = tf.layers.conv2d({ filters: 3, kernelSize: 1, name: "a" }).apply(x) as tf.SymbolicTensor;
+    const b = tf.layers.conv2d({ filters: 5, kernelSize: 1, name: "b" }).apply(a) as tf.SymbolicTensor;
+    const y = tf.layers.concatenate({ name: "ab" }).apply([a, b]) as tf.SymbolicTensor;
+    return loadGraph(tf.model({ inputs: x, outputs: y }));
+  };
+
+  it("counts the values alive at once: the peak is at the concat, which holds a, b and its own output", async () => {
+    const graph = await build();
+    try {
+      const sample = [{ shape: [1, 4, 4, 2] }];
+      assert.deepEqual(graph.nodes.map((n) => n.op), ["input", "conv2d", "conv2d", "concat"]);
+      // Floats: x 32, a 48, b 80, concat 128. Alive: x+a = 80, then a+b = 128, then a+b+concat = 256.
+      assert.equal(peakBytesPerExample(graph, sample), 4 * 256);
+      assert.equal(bytesPerExample(graph, sample), 4 * (32 + 48 + 80 + 128));
+    } finally {
+      graph.dispose();
+    }
+  });
+
+  it("cuts a batch into even parts within the budget, at most SESSION_CHUNK examples, keeping every example", async () => {
+    const graph = await build();
+    const saved = process.env.QDEBUG_MEMORY;
+    const x = tf.randomUniform([20, 4, 4, 2], 0, 1, "float32", 5);
+    try {
+      // 40 MB is below what this process holds: the engine gets a quarter, 10 MB.
+      process.env.QDEBUG_MEMORY = "40MB";
+      const sizes = (sessions: number) => {
+        const chunks = sessionChunks(graph, [x], sessions);
+        const joined = tf.concat(chunks.map((c) => c[0]));
+        assert.deepEqual(Array.from(joined.dataSync()), Array.from(x.dataSync()));
+        joined.dispose();
+        if (chunks.length > 1) chunks.forEach((c) => tf.dispose(c));
+        return chunks.map((c) => c[0].shape[0]);
+      };
+      // 10 MB / (1000 x 1 KB) = 10 examples fit, capped at 8: three parts, even.
+      assert.deepEqual(sizes(1000), [7, 7, 6]);
+      assert.equal(SESSION_CHUNK, 8);
+      // 10 MB / (2000 x 1 KB) = 5.
+      assert.deepEqual(sizes(2000), [5, 5, 5, 5]);
+      // Far more sessions than fit: one example at a time.
+      assert.deepEqual(sizes(1e6), new Array(20).fill(1));
+    } finally {
+      if (saved === undefined) delete process.env.QDEBUG_MEMORY;
+      else process.env.QDEBUG_MEMORY = saved;
+      x.dispose();
       graph.dispose();
     }
   });

@@ -9,7 +9,7 @@ import { forwardKeepingAll, unchangedBy } from "../runner/intermediates";
 import { QuantSim } from "../quant/quantsim";
 import { onnxCanRun } from "../engine/onnx/support";
 import { OnnxProgram, PassBatch } from "../engine/onnx/program";
-import { engineChunks, engineMemory } from "../engine/onnx/memory";
+import { engineChunks, engineMemory, sessionChunks } from "../engine/onnx/memory";
 import { allBypassed } from "./variants";
 
 /** One simulation to score, and (for the cached sweep) the nodes it quantizes first. */
@@ -137,7 +137,8 @@ async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly
   try {
     await forEachBatch(graph, data, { task }, async (batch) => {
       // Sub-batches keep the sessions' activations within the memory budget; the pass holds a share of it too.
-      const chunks = engineChunks(graph, batch.inputs);
+      // A few variants run whole-model sessions on two threads, which need sub-batches of several examples.
+      const chunks = many ? engineChunks(graph, batch.inputs) : sessionChunks(graph, batch.inputs, variants.length + 2);
       passLimit ??= Math.max(1, Math.floor(engineMemory() / 3 / program.passBytesPerExample(batch.inputs)));
       let start = 0;
       for (const inputs of chunks) {

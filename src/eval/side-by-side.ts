@@ -8,7 +8,7 @@ import { classIndices } from "./class-labels";
 import { OutputComparator, OutputComparison } from "./output-comparison";
 import { OnnxProgram } from "../engine/onnx/program";
 import { onnxCanRun } from "../engine/onnx/support";
-import { engineChunks } from "../engine/onnx/memory";
+import { sessionChunks } from "../engine/onnx/memory";
 // Type only: a variant that is not a function is a simulation, so eval/ needs no runtime import of quant/ (which imports eval/).
 import type { QuantSim } from "../quant/quantsim";
 
@@ -67,7 +67,7 @@ export async function compareWithFp32<K extends string>(graph: Graph, options: C
       ({ examples } = await forEachBatch(graph, data, task, async (batch) => {
         const runs = [{ key: "\u0000fp32", sim: fp32 }, ...names.map((n) => ({ key: n, sim: variants[n] as QuantSim }))];
         // Sub-batches keep the sessions' activations within the memory budget (a batch of 32 photos at 224x224 doubled the peak).
-        const chunks = engineChunks(graph, batch.inputs);
+        const chunks = sessionChunks(graph, batch.inputs, runs.length + 1);
         let start = 0;
         for (const inputs of chunks) {
           const size = inputs[0].shape[0];
