@@ -229,31 +229,49 @@ export class OnnxProgram {
       delivering = done.catch(() => undefined);
       return done;
     };
-    const runVariantOn = async (worker: VariantWorker, v: number, from: number) => {
+    // Own segments lowered ahead, while a worker computes: lowering runs on this thread, and a worker waiting for it idles.
+    const lowered = new Map<number, LoweredModel>();
+    const ownLowering = (v: number, s: number) => {
+      const made = lowered.get(v) ?? this.bakedLowering(this.segments[s], variants[v].sim);
+      lowered.delete(v);
+      return made;
+    };
+    const runVariantOn = async (worker: VariantWorker, v: number, from: number, next: () => number | undefined) => {
       const variant = variants[v];
       const own: string[] = [];
       try {
         const steps: string[] = [];
+        // The model inputs its segments read: only those are sent (copied) to the worker with each batch.
+        const read = new Set<string>();
         for (let s = from; s < S; s++) {
           const key = keys[v][s];
-          if (shared[s].has(key)) {
-            const id = constantId(s, key);
-            if (!worker.holds.has(id)) await worker.open(id, this.constantLowering(this.segments[s], key, variant.sim), this.threads);
-            steps.push(id);
-          } else {
-            const id = `${s}|own|${this.ownSessionCount++}`;
-            own.push(id);
-            await worker.open(id, this.bakedLowering(this.segments[s], variant.sim), this.threads);
-            steps.push(id);
-          }
+          const constant = shared[s].has(key);
+          const id = constant ? constantId(s, key) : `${s}|own|${this.ownSessionCount++}`;
+          const lowering = constant ? this.constantLowering(this.segments[s], key, variant.sim) : ownLowering(v, s);
+          if (!constant) own.push(id);
+          if (!worker.holds.has(id)) await worker.open(id, lowering, this.threads);
+          steps.push(id);
+          for (const input of lowering.inputs) if (input.kind === "model") read.add(`in:${input.node}`);
         }
-        for (let b = 0; b < batches.length; b++) {
+        const send = (b: number) => {
           const carried = Object.fromEntries(Object.entries(trunk[b]).filter(([k]) => k.startsWith("val:")).map(([k, t]) => [k, toWire(t)]));
-          const model = Object.fromEntries(Object.entries(batches[b]).map(([k, t]) => [k, toWire(t)]));
-          const produced = await worker.run(steps, carried, model, WORKER_CHUNK);
+          const model = Object.fromEntries(Object.entries(batches[b]).filter(([k]) => read.has(k)).map(([k, t]) => [k, toWire(t)]));
+          const running = worker.run(steps, carried, model, WORKER_CHUNK);
+          // Awaited in turn below; until then a failure must not count as unhandled.
+          running.catch(() => undefined);
+          return running;
+        };
+        // Each batch is sent before the one ahead of it is taken back, so the worker never waits on this thread.
+        let running = send(0);
+        for (let b = 0; b < batches.length; b++) {
+          const following = b + 1 < batches.length ? send(b + 1) : undefined;
+          const n = b === 0 ? next() : undefined;
+          if (n !== undefined && !lowered.has(n) && !shared[from].has(keys[n][from])) lowered.set(n, this.bakedLowering(this.segments[from], variants[n].sim));
+          const produced = await running;
           const outputs = new Map<string, Value>(trunkOutputs[b]);
           for (const [name, t] of Object.entries(produced)) outputs.set(name, t);
           await deliverInTurn(variant.key, b, outputs);
+          if (following) running = following;
         }
       } finally {
         await worker.release(own);
@@ -268,7 +286,7 @@ export class OnnxProgram {
           while (queue.length && failure === undefined) {
             const v = queue.shift()!;
             try {
-              await runVariantOn(worker, v, from);
+              await runVariantOn(worker, v, from, () => queue[0]);
             } catch (err) {
               failure ??= err;
             }
@@ -281,7 +299,10 @@ export class OnnxProgram {
     try {
       for (let s = 0; s < S; s++) {
         const leaving = [...leaves.keys()].filter((v) => leaves[v] === s);
-        if (workers && leaving.length) await runOnWorkers(workers, leaving, s);
+        if (workers && leaving.length) {
+          await runOnWorkers(workers, leaving, s);
+          lowered.clear();
+        }
         else for (const v of leaving) await runVariant(v, s);
         if (!leaves.some((l) => l > s)) break;
         // The trunk moves on by one segment, batch by batch.
