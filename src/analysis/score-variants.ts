@@ -123,7 +123,7 @@ async function scoreVariantsOnnx(graph: Graph, data: Dataset, variants: readonly
         accumulators.get(key)!.add(outputs, needsReference ? references[b] : undefined, pass[b].labels);
         delivered++;
         options.onProgress?.({ task, done: examples + Math.floor((passExamples * delivered) / runs), total: data.size, unit: "examples", elapsedMs: Date.now() - started });
-      });
+      }, { consumeInputs: true });
     } finally {
       for (const r of references) tf.dispose(r);
       for (const p of pass) p.labels?.dispose();

@@ -146,8 +146,11 @@ export class OnnxProgram {
     batches: readonly PassBatch[],
     variants: readonly ProgramVariant[],
     onOutputs: (key: string, batch: number, outputs: tf.Tensor[]) => void | Promise<void>,
+    options: { consumeInputs?: boolean } = {},
   ): Promise<void> {
     const S = this.segments.length;
+    // The last segment that reads a model input: after it, a pass needs its batches' inputs no more.
+    const lastReading = Math.max(-1, ...this.segments.filter((seg) => seg.nodes.some((n) => this.graph.node(n).op === "input")).map((seg) => seg.index));
     const keys = variants.map((v) => this.sitesBySegment.map((sites) => segmentKey(v.sim, sites)));
     const counts = this.segments.map((_, s) => {
       const count = new Map<string, number>();
@@ -302,8 +305,7 @@ export class OnnxProgram {
         if (workers && leaving.length) {
           await runOnWorkers(workers, leaving, s);
           lowered.clear();
-        }
-        else for (const v of leaving) await runVariant(v, s);
+        } else for (const v of leaving) await runVariant(v, s);
         if (!leaves.some((l) => l > s)) break;
         // The trunk moves on by one segment, batch by batch.
         const kept = shared[s].has(trunkKey[s]) || !ownSessions;
@@ -318,6 +320,9 @@ export class OnnxProgram {
         } finally {
           if (!kept) await session.session.release();
         }
+        // With consumeInputs, the batches' inputs are dropped once read for the last time: the caller's objects are
+        // emptied, so a long pass does not hold every photo to its end (256 at 224x224: 154 MB).
+        if (options.consumeInputs && s === lastReading) for (const batch of batches) for (const k of Object.keys(batch)) delete (batch as Record<string, Ort.Tensor>)[k];
       }
       // Variants that follow the trunk all the way (the quantized model in a "disable one" sweep).
       for (const [v, l] of leaves.entries()) {
