@@ -41,7 +41,7 @@ export function engineChunks(graph: Graph, inputs: readonly tf.Tensor[], copies 
     const largest = Math.max(...graph.nodes.map((node) => valueBytesPerExample(graph, node.name, inputs)));
     size = Math.min(size, Math.max(1, Math.floor(HEAP_BLOCK_BYTES / largest)));
   }
-  return split(inputs, size);
+  return split(inputs, Array.from({ length: Math.ceil(n / size) }, (_, k) => Math.min(size, n - k * size)));
 }
 
 /**
@@ -84,17 +84,12 @@ export function sessionChunks(graph: Graph, inputs: readonly tf.Tensor[], sessio
   const n = inputs[0].shape[0];
   const size = Math.max(1, Math.min(SESSION_CHUNK, Math.floor(engineMemory() / (sessions * peakBytesPerExample(graph, inputs)))));
   const count = Math.ceil(n / size);
-  const sizes = Array.from({ length: count }, (_, k) => Math.floor(n / count) + (k < n % count ? 1 : 0));
-  return count === 1 ? [inputs as tf.Tensor[]] : split(inputs, sizes);
+  return split(inputs, Array.from({ length: count }, (_, k) => Math.floor(n / count) + (k < n % count ? 1 : 0)));
 }
 
-/** `inputs` cut along the batch axis: into parts of `sizes`, or of one size (the last part takes the rest). */
-function split(inputs: readonly tf.Tensor[], sizes: number | number[]): tf.Tensor[][] {
-  const n = inputs[0].shape[0];
-  if (typeof sizes === "number") {
-    if (sizes >= n) return [inputs as tf.Tensor[]];
-    sizes = Array.from({ length: Math.ceil(n / sizes) }, (_, k) => Math.min(sizes as number, n - k * (sizes as number)));
-  }
+/** `inputs` cut along the batch axis into parts of `sizes` examples; one part is the inputs themselves. */
+function split(inputs: readonly tf.Tensor[], sizes: readonly number[]): tf.Tensor[][] {
+  if (sizes.length <= 1) return [inputs as tf.Tensor[]];
   const chunks: tf.Tensor[][] = [];
   let start = 0;
   for (const m of sizes) {

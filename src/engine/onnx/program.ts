@@ -58,6 +58,8 @@ export class OnnxProgram {
   readonly graph: Graph;
   readonly segments: Segment[];
   private readonly sitesBySegment: QuantizerSite[][];
+  /** The last segment that reads a model input (the one holding its input node): after it, a pass needs its inputs no more. */
+  private readonly lastInputSegment: number;
   private readonly sessions = new Map<string, Promise<Session>>();
   private readonly layouts: Map<string, OnnxValue>;
   private readonly ort = requireOrt();
@@ -82,6 +84,7 @@ export class OnnxProgram {
     this.workerCount = options.workers ?? engineWorkers();
     const fusedOutputs = new Set([...graph.inputs, ...sites.filter((s) => s.kind === "activation").map((s) => s.node)]);
     this.segments = planSegments(graph, options.segments ?? 10, fusedOutputs);
+    this.lastInputSegment = Math.max(-1, ...this.segments.filter((seg) => seg.nodes.some((n) => graph.node(n).op === "input")).map((seg) => seg.index));
     const segmentOf = new Map(this.segments.flatMap((s) => s.nodes.map((n) => [n, s.index] as const)));
     this.sitesBySegment = this.segments.map(() => []);
     for (const site of sites) this.sitesBySegment[segmentOf.get(site.node)!].push(site);
@@ -149,8 +152,6 @@ export class OnnxProgram {
     options: { consumeInputs?: boolean } = {},
   ): Promise<void> {
     const S = this.segments.length;
-    // The last segment that reads a model input: after it, a pass needs its batches' inputs no more.
-    const lastReading = Math.max(-1, ...this.segments.filter((seg) => seg.nodes.some((n) => this.graph.node(n).op === "input")).map((seg) => seg.index));
     const keys = variants.map((v) => this.sitesBySegment.map((sites) => segmentKey(v.sim, sites)));
     const counts = this.segments.map((_, s) => {
       const count = new Map<string, number>();
@@ -322,7 +323,7 @@ export class OnnxProgram {
         }
         // With consumeInputs, the batches' inputs are dropped once read for the last time: the caller's objects are
         // emptied, so a long pass does not hold every photo to its end (256 at 224x224: 154 MB).
-        if (options.consumeInputs && s === lastReading) for (const batch of batches) for (const k of Object.keys(batch)) delete (batch as Record<string, Ort.Tensor>)[k];
+        if (options.consumeInputs && s === this.lastInputSegment) for (const batch of batches) for (const k of Object.keys(batch)) delete (batch as Record<string, Ort.Tensor>)[k];
       }
       // Variants that follow the trunk all the way (the quantized model in a "disable one" sweep).
       for (const [v, l] of leaves.entries()) {
