@@ -10,7 +10,7 @@ import { useEngine } from "../src/engine/engine";
 import { lowerGraph, QuantizerLowering } from "../src/engine/onnx/lower-graph";
 import { OnnxProgram } from "../src/engine/onnx/program";
 import { TensorPool } from "../src/engine/onnx/tensor-pool";
-import { bytesPerExample, peakBytesPerExample, SESSION_CHUNK, sessionChunks } from "../src/engine/onnx/memory";
+import { bytesPerExample, peakBytesPerExample, SESSION_CHUNK, sessionChunks, WORKER_CHUNK, workerBytes } from "../src/engine/onnx/memory";
 import { createSession, requireOrt } from "../src/engine/onnx/runtime";
 import { quantizerFeeds, storageFor } from "../src/engine/onnx/sim-config";
 import { Graph } from "../src/graph/graph";
@@ -352,6 +352,22 @@ describe("sub-batches of a few whole-model sessions", () => {
       // Floats: x 32, a 48, b 80, concat 128. Alive: x+a = 80, then a+b = 128, then a+b+concat = 256.
       assert.equal(peakBytesPerExample(graph, sample), 4 * 256);
       assert.equal(bytesPerExample(graph, sample), 4 * (32 + 48 + 80 + 128));
+    } finally {
+      graph.dispose();
+    }
+  });
+
+  it("a sweep's worker is counted at the examples it runs at once: the pass's batch, at most WORKER_CHUNK", async () => {
+    const graph = await build();
+    try {
+      // Weights: a 2*3+3, b 3*5+5 = 29 floats. Every value: 288 floats per example; arenas keep a quarter of it.
+      const weights = 4 * 29;
+      const perExample = (4 * 288) / 4;
+      assert.equal(graph.paramCount(), 29);
+      assert.equal(workerBytes(graph, [{ shape: [1, 4, 4, 2] }]), weights + perExample);
+      assert.equal(workerBytes(graph, [{ shape: [2, 4, 4, 2] }]), weights + 2 * perExample);
+      assert.equal(WORKER_CHUNK, 8);
+      assert.equal(workerBytes(graph, [{ shape: [32, 4, 4, 2] }]), weights + 8 * perExample);
     } finally {
       graph.dispose();
     }

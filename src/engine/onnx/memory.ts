@@ -70,6 +70,21 @@ export function peakBytesPerExample(graph: Graph, sample: Sample): number {
   return peak;
 }
 
+/** Most examples a sweep's worker thread runs at once (VariantWorker.run cuts larger batches). */
+export const WORKER_CHUNK = 8;
+
+/**
+ * Bytes a sweep's worker thread holds: its own copy of the model's weights,
+ * and arenas for the runs it gets, which are the pass's batches (of
+ * `sample`'s size) cut to at most WORKER_CHUNK examples. ORT keeps those at
+ * about a quarter of every value the graph computes per example
+ * (MobileNetV2: ~180 MB a worker at 8 examples, measured).
+ */
+export function workerBytes(graph: Graph, sample: Sample): number {
+  const examples = Math.min(WORKER_CHUNK, sample[0]?.shape[0] ?? WORKER_CHUNK);
+  return 4 * graph.paramCount() + (examples * bytesPerExample(graph, sample)) / 4;
+}
+
 /** Most examples sessionChunks runs at once: two threads gain little beyond, and arenas keep their largest size. */
 export const SESSION_CHUNK = 8;
 

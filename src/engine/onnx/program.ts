@@ -11,11 +11,8 @@ import { planSegments, Segment } from "./segments";
 import { TensorPool } from "./tensor-pool";
 import { bakedSimulation } from "./baked-sim";
 import { quantizerFeeds, segmentKey, storageFor, widerStorage } from "./sim-config";
-import { bytesPerExample, engineMemory, valueBytesPerExample } from "./memory";
+import { engineMemory, valueBytesPerExample, WORKER_CHUNK, workerBytes } from "./memory";
 import { engineWorkers, toWire, VariantWorker, WireTensor } from "./variant-workers";
-
-/** Examples a worker runs at once: its sessions' arenas are sized by the largest run (see VariantWorker.run). */
-const WORKER_CHUNK = 8;
 
 /** One simulation to run, named by `key`. */
 export interface ProgramVariant {
@@ -348,19 +345,14 @@ export class OnnxProgram {
   }
 
   /**
-   * How many workers the memory budget allows, at most the configured count. A
-   * worker holds its own copy of the sessions it runs: the model's weights, and
-   * arenas for WORKER_CHUNK examples, which ORT keeps at about a quarter of all
-   * the values the graph computes (MobileNetV2: ~180 MB a worker, measured).
-   * Workers may use a third of the engine's memory; a pass's trunk values take another.
+   * How many workers the memory budget allows, at most the configured count:
+   * workers may use a third of the engine's memory (workerBytes each), as
+   * much as a pass's values may take at most (see scoreVariants).
    */
   private affordableWorkers(batch: PassBatch): number {
     if (this.workerCount < 2) return this.workerCount;
     const first = Object.values(batch)[0];
-    const values = bytesPerExample(this.graph, [{ shape: first ? first.dims : [] }]);
-    const weights = 4 * this.graph.paramCount();
-    const perWorker = weights + (WORKER_CHUNK * values) / 4;
-    return Math.min(this.workerCount, Math.floor(engineMemory() / 3 / perWorker));
+    return Math.min(this.workerCount, Math.floor(engineMemory() / 3 / workerBytes(this.graph, [{ shape: first ? first.dims : [] }])));
   }
 
   /** Worker threads started so far (0 when every variant ran on the main thread). */
