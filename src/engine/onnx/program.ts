@@ -63,8 +63,8 @@ export class OnnxProgram {
   private readonly pool = new TensorPool(this.ort);
   /** Weights in ONNX layout, by a key naming the values (FP32 or a grid): the parametric sessions' feeds. */
   private readonly weightData = new Map<string, Ort.Tensor>();
-  /** Quantized weights in the graph's layout, by a key naming the grid: baked into sessions. */
-  private readonly bakedWeights = new Map<string, Float32Array>();
+  /** Quantized weights in the graph's layout, per segment, by a key naming the grid: baked into sessions. */
+  private readonly bakedWeights: Map<string, Float32Array>[];
 
   /** Intra-op threads of every session. */
   private readonly threads: number;
@@ -85,6 +85,7 @@ export class OnnxProgram {
     const segmentOf = new Map(this.segments.flatMap((s) => s.nodes.map((n) => [n, s.index] as const)));
     this.sitesBySegment = this.segments.map(() => []);
     for (const site of sites) this.sitesBySegment[segmentOf.get(site.node)!].push(site);
+    this.bakedWeights = this.segments.map(() => new Map());
     // Layouts of every value, so a segment fed from the one before reads them as they were left.
     this.layouts = lowerGraph(graph, { paramSource: () => ({ kind: "input" }) }).values;
   }
@@ -318,6 +319,7 @@ export class OnnxProgram {
         } finally {
           if (!kept) await session.session.release();
         }
+        await this.forgetSegment(s, workers);
         // With consumeInputs, the batches' inputs are dropped once read for the last time: the caller's objects are
         // emptied, so a long pass does not hold every photo to its end (256 at 224x224: 154 MB).
         if (options.consumeInputs && s === this.lastInputSegment) for (const batch of batches) for (const k of Object.keys(batch)) delete (batch as Record<string, Ort.Tensor>)[k];
@@ -444,10 +446,24 @@ export class OnnxProgram {
     let made = this.sessions.get(id);
     if (!made) {
       const lowered = this.constantLowering(segment, key, sim);
-      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered, session, outputDims: new Map() }));
+      // The session keeps the plan, not the model's bytes: workers get them from constantLowering while it holds them.
+      made = createSession(lowered.bytes, { threads: this.threads }).then((session) => ({ lowered: { ...lowered, bytes: new Uint8Array(0) }, session, outputDims: new Map() }));
       this.sessions.set(id, made);
     }
     return made;
+  }
+
+  /**
+   * Drops what only variants leaving the trunk at or before segment `s` use:
+   * the workers' sessions of it, its lowerings and quantized weights (a later
+   * pass makes them again). Late in a sweep of a large model, these held most
+   * of the memory: every segment's weights in each worker, twice over in ORT.
+   */
+  private async forgetSegment(s: number, workers: readonly VariantWorker[] | undefined): Promise<void> {
+    const prefix = `${s}|`;
+    for (const id of [...this.constantLowerings.keys()]) if (id.startsWith(prefix)) this.constantLowerings.delete(id);
+    this.bakedWeights[s].clear();
+    for (const worker of workers ?? []) await worker.release([...worker.holds].filter((id) => id.startsWith(prefix)));
   }
 
   /** A new session computing exactly `sim`'s configuration of this segment; the caller releases it. */
@@ -466,10 +482,10 @@ export class OnnxProgram {
       if (!site || sim.encodingOf(site.name) === null) return { kind: "constant" };
       // Keyed by the grid: the variants of a sweep quantize most weights alike, and each is computed once.
       const cacheKey = `${site.name}|${segmentKey(sim, [site])}`;
-      let data = this.bakedWeights.get(cacheKey);
+      let data = this.bakedWeights[segment.index].get(cacheKey);
       if (!data) {
         data = sim.quantizedParam(site.name)!.dataSync() as Float32Array;
-        this.bakedWeights.set(cacheKey, data);
+        this.bakedWeights[segment.index].set(cacheKey, data);
       }
       return { kind: "constant", data };
     });
