@@ -365,8 +365,8 @@ describe("sub-batches of a few whole-model sessions", () => {
   it("a sweep's worker is counted at the examples it runs at once: the pass's batch, at most WORKER_CHUNK", async () => {
     const graph = await build();
     try {
-      // Weights: a 2*3+3, b 3*5+5 = 29 floats. Every value: 288 floats per example; arenas keep a quarter of it.
-      const weights = 4 * 29;
+      // Weights: a 2*3+3, b 3*5+5 = 29 floats, held four times. Every value: 288 floats per example; arenas keep a quarter of it.
+      const weights = 4 * 4 * 29;
       const perExample = (4 * 288) / 4;
       assert.equal(graph.paramCount(), 29);
       assert.equal(workerBytes(graph, [{ shape: [1, 4, 4, 2] }]), weights + perExample);

@@ -74,15 +74,18 @@ export function peakBytesPerExample(graph: Graph, sample: Sample): number {
 export const WORKER_CHUNK = 8;
 
 /**
- * Bytes a sweep's worker thread holds: its own copy of the model's weights,
- * and arenas for the runs it gets, which are the pass's batches (of
- * `sample`'s size) cut to at most WORKER_CHUNK examples. ORT keeps those at
- * about a quarter of every value the graph computes per example
- * (MobileNetV2: ~180 MB a worker at 8 examples, measured).
+ * Bytes a sweep's worker thread holds: four times the model's weights, and
+ * arenas for the runs it gets. A worker opens its own sessions of every
+ * segment; each holds its weights and ORT's repacked copy of them, and the
+ * model bytes it was sent stay until the worker's next garbage collection
+ * (InceptionV3: 85 MB of weights, +103 MB for the bytes, +233 MB for the
+ * session, measured). Its runs are the pass's batches (of `sample`'s size)
+ * cut to at most WORKER_CHUNK examples, and ORT keeps their arenas at about a
+ * quarter of every value the graph computes per example.
  */
 export function workerBytes(graph: Graph, sample: Sample): number {
   const examples = Math.min(WORKER_CHUNK, sample[0]?.shape[0] ?? WORKER_CHUNK);
-  return 4 * graph.paramCount() + (examples * bytesPerExample(graph, sample)) / 4;
+  return 4 * (4 * graph.paramCount()) + (examples * bytesPerExample(graph, sample)) / 4;
 }
 
 /** Most examples sessionChunks runs at once: two threads gain little beyond, and arenas keep their largest size. */
