@@ -36,7 +36,9 @@ interface Session {
 }
 
 /** The id of a segment's session for one configuration kept for the program's life, here and in the workers. */
-const constantId = (segment: number, key: string) => `${segment}|const|${key}`;
+/** Session ids start with their segment's index, so a segment's sessions can be found by it (forgetSegment). */
+const segmentPrefix = (segment: number) => `${segment}|`;
+const constantId = (segment: number, key: string) => `${segmentPrefix(segment)}const|${key}`;
 
 /**
  * Runs many simulations of one graph with ONNX Runtime, batch by batch.
@@ -248,7 +250,7 @@ export class OnnxProgram {
         for (let s = from; s < S; s++) {
           const key = keys[v][s];
           const constant = shared[s].has(key);
-          const id = constant ? constantId(s, key) : `${s}|own|${this.ownSessionCount++}`;
+          const id = constant ? constantId(s, key) : `${segmentPrefix(s)}own|${this.ownSessionCount++}`;
           const lowering = constant ? this.constantLowering(this.segments[s], key, variant.sim) : ownLowering(v, s);
           if (!constant) own.push(id);
           if (!worker.holds.has(id)) await worker.open(id, lowering, this.threads);
@@ -348,8 +350,8 @@ export class OnnxProgram {
 
   /**
    * How many workers the memory budget allows, at most the configured count:
-   * workers may use a third of the engine's memory (workerBytes each), as
-   * much as a pass's values may take at most (see scoreVariants).
+   * workers may use a third of the engine's memory (workerBytes each); a
+   * pass's values take at most a tenth (PASS_SHARE in scoreVariants).
    */
   private affordableWorkers(batch: PassBatch): number {
     if (this.workerCount < 2) return this.workerCount;
@@ -460,7 +462,7 @@ export class OnnxProgram {
    * of the memory: every segment's weights in each worker, twice over in ORT.
    */
   private async forgetSegment(s: number, workers: readonly VariantWorker[] | undefined): Promise<void> {
-    const prefix = `${s}|`;
+    const prefix = segmentPrefix(s);
     for (const id of [...this.constantLowerings.keys()]) if (id.startsWith(prefix)) this.constantLowerings.delete(id);
     this.bakedWeights[s].clear();
     for (const worker of workers ?? []) await worker.release([...worker.holds].filter((id) => id.startsWith(prefix)));
